@@ -1,0 +1,272 @@
+"""
+Pillar validation and topology expansion for the moodle_ha formula.
+
+``map.jinja`` calls :py:func:`validate` on the merged map before any state is
+rendered, so a bad pillar fails the whole run with one message naming the key,
+before any host changes. :py:func:`topology` derives the per-role node lists
+every template reads (nothing hard-codes host names or IPs).
+"""
+
+import ipaddress
+import re
+
+__virtualname__ = "moodle_ha"
+
+SECRETS = (
+    "db_root_password",
+    "moodle_db_password",
+    "sst_password",
+    "clustercheck_password",
+    "haproxy_stats_password",
+    "keepalived_auth_pass",
+    "moodle_admin_password",
+)
+
+# keepalived silently truncates longer PASS authentication strings.
+KEEPALIVED_AUTH_MAX = 8
+
+_HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _get(data, path, default=None):
+    node = data
+    for part in path.split(":"):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _ip(value):
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except (ipaddress.AddressValueError, ValueError):
+        return None
+
+
+def _subnet_errors(data, errors):
+    subnet = _get(data, "topology:subnet")
+    try:
+        net = ipaddress.IPv4Network(str(subnet), strict=True)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
+        errors.append(
+            f"moodle_ha:topology:subnet: {subnet!r} is not an IPv4 network in CIDR form"
+            " (e.g. 172.30.77.0/24)"
+        )
+        return None
+    return net
+
+
+def _host_errors(data, net, errors):
+    hosts = _get(data, "topology:hosts") or {}
+    known = set(_get(data, "known_roles") or [])
+    if not isinstance(hosts, dict) or not hosts:
+        errors.append("moodle_ha:topology:hosts: no hosts defined")
+        return {}
+    seen = {}
+    for name in sorted(hosts):
+        spec = hosts[name] or {}
+        key = f"moodle_ha:topology:hosts:{name}"
+        if not _HOSTNAME_RE.match(str(name)):
+            errors.append(f"{key}: {name!r} is not a valid host name")
+        ip = _ip(spec.get("ip"))
+        if ip is None:
+            errors.append(f"{key}:ip: {spec.get('ip')!r} is not a valid IPv4 address")
+        else:
+            if str(ip) in seen:
+                errors.append(f"{key}:ip: {ip} is already used by host {seen[str(ip)]}")
+            seen[str(ip)] = name
+            if net is not None and ip not in net:
+                errors.append(f"{key}:ip: {ip} is outside moodle_ha:topology:subnet {net}")
+        roles = spec.get("roles") or []
+        if not isinstance(roles, list) or not roles:
+            errors.append(f"{key}:roles: must be a non-empty list of {sorted(known)}")
+            continue
+        for role in roles:
+            if role not in known:
+                errors.append(
+                    f"{key}:roles: unknown role {role!r} (known: {', '.join(sorted(known))})"
+                )
+    return seen
+
+
+def _vip_errors(data, net, ips, errors):
+    vip_raw = _get(data, "topology:vip")
+    vip = _ip(vip_raw)
+    if vip is None:
+        errors.append(f"moodle_ha:topology:vip: {vip_raw!r} is not a valid IPv4 address")
+        return
+    if net is not None and vip not in net:
+        errors.append(f"moodle_ha:topology:vip: {vip} is outside moodle_ha:topology:subnet {net}")
+    if net is not None and vip in (net.network_address, net.broadcast_address):
+        errors.append(f"moodle_ha:topology:vip: {vip} is the network or broadcast address")
+    if str(vip) in ips:
+        errors.append(f"moodle_ha:topology:vip: {vip} is the IP of host {ips[str(vip)]}")
+
+
+def _secret_errors(data, errors):
+    for name in SECRETS:
+        value = _get(data, f"secrets:{name}")
+        if value is None or str(value) == "":
+            errors.append(f"moodle_ha:secrets:{name}: missing (no default password is shipped)")
+    auth = _get(data, "secrets:keepalived_auth_pass")
+    if auth and len(str(auth)) > KEEPALIVED_AUTH_MAX:
+        errors.append(
+            "moodle_ha:secrets:keepalived_auth_pass: longer than"
+            f" {KEEPALIVED_AUTH_MAX} characters (keepalived would truncate it)"
+        )
+
+
+def _layer_errors(data, errors):
+    nodes = _role_hosts(data)
+    galera, garbd = nodes["galera"], nodes["garbd"]
+    voters = len(galera) + len(garbd)
+    if galera and (len(galera) < 3 and not garbd or voters % 2 == 0):
+        errors.append(
+            f"moodle_ha:topology:hosts: {len(galera)} galera node(s) and {len(garbd)} arbitrator(s):"
+            " Galera needs an odd number of at least 3 voters (add a node or a garbd host)"
+        )
+    boot = _get(data, "galera:bootstrap_node")
+    if boot is not None and boot not in galera:
+        errors.append(f"moodle_ha:galera:bootstrap_node: {boot!r} is not a galera host")
+
+    gluster = nodes["gluster"]
+    replica = _get(data, "gluster:replica")
+    if gluster:
+        if replica is None:
+            replica = len(gluster)
+        if not isinstance(replica, int) or replica < 1:
+            errors.append(f"moodle_ha:gluster:replica: {replica!r} is not a positive integer")
+        elif len(gluster) % replica != 0:
+            errors.append(
+                f"moodle_ha:gluster:replica: {len(gluster)} brick(s) do not fit replica {replica}"
+                " (the brick count must be a multiple of the replica count)"
+            )
+        elif replica == 2:
+            errors.append(
+                "moodle_ha:gluster:replica: replica 2 splits brain on a partition; use 3"
+            )
+
+    primary = _get(data, "moodle:primary_node")
+    if primary is not None and primary not in nodes["web"]:
+        errors.append(f"moodle_ha:moodle:primary_node: {primary!r} is not a web host")
+
+    lbs = nodes["lb"]
+    if nodes["web"] and not lbs:
+        errors.append("moodle_ha:topology:hosts: no host has role 'lb' to carry the VIP")
+    ports = {
+        k: _get(data, f"lb:haproxy:{k}")
+        for k in ("writer_port", "reader_port", "web_port", "stats_port")
+    }
+    ports["galera:port"] = _get(data, "galera:port")
+    values = [v for v in ports.values() if v is not None]
+    for key, value in ports.items():
+        if not isinstance(value, int) or not 0 < value < 65536:
+            errors.append(f"moodle_ha:lb:haproxy:{key}: {value!r} is not a TCP port")
+        elif values.count(value) > 1:
+            errors.append(f"moodle_ha:lb:haproxy:{key}: port {value} is used twice")
+    vrid = _get(data, "lb:keepalived:virtual_router_id")
+    if not isinstance(vrid, int) or not 1 <= vrid <= 255:
+        errors.append(f"moodle_ha:lb:keepalived:virtual_router_id: {vrid!r} is not in 1..255")
+
+    source = _get(data, "moodle:source") or {}
+    if nodes["web"]:
+        kind = source.get("type")
+        if kind not in ("archive", "git"):
+            errors.append(f"moodle_ha:moodle:source:type: {kind!r} is not 'archive' or 'git'")
+        elif not source.get("url"):
+            errors.append("moodle_ha:moodle:source:url: missing (where to get the Moodle code)")
+        elif kind == "archive" and not str(source["url"]).startswith("salt://"):
+            digest = str(source.get("sha256") or "")
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                errors.append(
+                    "moodle_ha:moodle:source:sha256: a 64-hex-digit sha256 is required"
+                    " for a non-salt:// archive"
+                )
+        elif kind == "git" and not source.get("ref"):
+            errors.append("moodle_ha:moodle:source:ref: missing (branch, tag or commit)")
+
+
+def _role_hosts(data):
+    hosts = _get(data, "topology:hosts") or {}
+    out = {role: [] for role in _get(data, "known_roles") or []}
+    for name in sorted(hosts):
+        for role in (hosts[name] or {}).get("roles") or []:
+            out.setdefault(role, []).append(name)
+    return out
+
+
+def validate(data, minion_id=None, grain_roles=None):
+    """
+    Check the merged moodle_ha map and return a list of problems, each naming its pillar key.
+
+    An empty list means the map is valid. When ``minion_id`` is a host of the topology and
+    ``grain_roles`` is given, the host's ``roles`` grain must be a subset of its pillar roles.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle_ha.validate "$(salt-call --out=json pillar.get moodle_ha)"
+    """
+    errors = []
+    if not isinstance(data, dict):
+        return ["moodle_ha: the merged map is not a dictionary"]
+    net = _subnet_errors(data, errors)
+    ips = _host_errors(data, net, errors)
+    _vip_errors(data, net, ips, errors)
+    _secret_errors(data, errors)
+    if not errors:
+        _layer_errors(data, errors)
+    hosts = _get(data, "topology:hosts") or {}
+    if minion_id in hosts and grain_roles is not None:
+        if isinstance(grain_roles, str):
+            grain_roles = [grain_roles]
+        pillar_roles = set((hosts[minion_id] or {}).get("roles") or [])
+        extra = sorted(set(grain_roles) - pillar_roles)
+        if extra:
+            errors.append(
+                f"moodle_ha:topology:hosts:{minion_id}:roles: grain roles {extra} of this"
+                " minion are not in its pillar roles"
+            )
+    return errors
+
+
+def topology(data, minion_id=None):
+    """
+    Derive the node lists every layer reads from the (validated) map.
+
+    Returns ``{"roles": {role: [{"name", "ip", "fqdn"}...]}, "self": {...},
+    "bootstrap_node": ..., "primary_node": ..., "replica": ...}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle_ha.topology "$(salt-call --out=json pillar.get moodle_ha)"
+    """
+    hosts = _get(data, "topology:hosts") or {}
+    domain = _get(data, "topology:domain")
+
+    def node(name):
+        fqdn = f"{name}.{domain}" if domain else name
+        return {"name": name, "ip": str(hosts[name]["ip"]), "fqdn": fqdn}
+
+    roles = {role: [node(n) for n in names] for role, names in _role_hosts(data).items()}
+    galera = [n["name"] for n in roles.get("galera", [])]
+    web = [n["name"] for n in roles.get("web", [])]
+    gluster = roles.get("gluster", [])
+    me = node(minion_id) if minion_id in hosts else None
+    if me is not None:
+        me["roles"] = list(hosts[minion_id].get("roles") or [])
+    return {
+        "roles": roles,
+        "self": me,
+        "bootstrap_node": _get(data, "galera:bootstrap_node") or (galera[0] if galera else None),
+        "primary_node": _get(data, "moodle:primary_node") or (web[0] if web else None),
+        "replica": _get(data, "gluster:replica") or len(gluster),
+    }
