@@ -127,8 +127,9 @@ def _layer_errors(data, errors):
     voters = len(galera) + len(garbd)
     if galera and (len(galera) < 3 and not garbd or voters % 2 == 0):
         errors.append(
-            f"moodle_ha:topology:hosts: {len(galera)} galera node(s) and {len(garbd)} arbitrator(s):"
-            " Galera needs an odd number of at least 3 voters (add a node or a garbd host)"
+            f"moodle_ha:topology:hosts: {len(galera)} galera node(s) and {len(garbd)}"
+            " arbitrator(s): Galera needs an odd number of at least 3 voters"
+            " (add a node or a garbd host)"
         )
     boot = _get(data, "galera:bootstrap_node")
     if boot is not None and boot not in galera:

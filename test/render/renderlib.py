@@ -1,0 +1,105 @@
+"""
+Render fixtures: masterless ``salt-call --local`` against the repo's file roots with a pillar
+built from pillar.example (optionally patched), for any minion id and roles grain.
+"""
+
+import copy
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SALT_CALL = pathlib.Path(sys.executable).parent / "salt-call"
+
+
+def example_pillar():
+    with open(REPO / "pillar.example", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _deep_set(data, path, value):
+    keys = path.split(":")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    if value is _DELETE:
+        node.pop(keys[-1], None)
+    else:
+        node[keys[-1]] = value
+
+
+_DELETE = object()
+
+
+class Renderer:
+    """Render SLS files of the formula as a given minion."""
+
+    DELETE = _DELETE
+
+    def __init__(self, root):
+        self.root = pathlib.Path(root)
+        self.count = 0
+
+    def _config(self, minion_id, roles, pillar, grains):
+        self.count += 1
+        conf = self.root / f"case{self.count}"
+        pillar_dir = conf / "pillar"
+        pillar_dir.mkdir(parents=True)
+        (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - case\n")
+        (pillar_dir / "case.sls").write_text(yaml.safe_dump(pillar))
+        all_grains = {"roles": roles}
+        all_grains.update(grains or {})
+        minion = {
+            "file_client": "local",
+            "file_roots": {"base": [str(REPO)]},
+            "pillar_roots": {"base": [str(pillar_dir)]},
+            "module_dirs": [str(REPO / "_modules")],
+            "states_dirs": [str(REPO / "_states")],
+            "root_dir": str(conf / "root"),
+            "id": minion_id,
+            "grains": all_grains,
+            "log_level_logfile": "quiet",
+            "pki_dir": str(conf / "pki"),
+            "cachedir": str(conf / "cache"),
+        }
+        (conf / "minion").write_text(yaml.safe_dump(minion))
+        return conf
+
+    def call(self, fun, *args, minion_id="moodle1", roles=None, pillar=None, patch=None,
+             grains=None):
+        """Run a salt-call function; return (retcode, parsed 'local' value)."""
+        if pillar is None:
+            pillar = example_pillar()
+        pillar = copy.deepcopy(pillar)
+        for path, value in (patch or {}).items():
+            _deep_set(pillar, path, value)
+        if roles is None:
+            roles = pillar["moodle_ha"]["topology"]["hosts"].get(minion_id, {}).get("roles", [])
+        conf = self._config(minion_id, roles, pillar, grains)
+        cmd = [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough",
+               fun, *args]
+        env = dict(os.environ)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        try:
+            out = json.loads(proc.stdout)["local"]
+        except (ValueError, KeyError):
+            out = proc.stdout + proc.stderr
+        return proc.returncode, out
+
+    def show_sls(self, sls, **kwargs):
+        """Render one SLS; return the dict of state IDs or fail with the render error."""
+        code, out = self.call("state.show_sls", sls, **kwargs)
+        assert code == 0 and isinstance(out, dict), f"render of {sls} failed: {out}"
+        return out
+
+    def render_error(self, sls, **kwargs):
+        """Render one SLS expecting failure; return the error text."""
+        code, out = self.call("state.show_sls", sls, **kwargs)
+        assert code != 0 or not isinstance(out, dict), f"{sls} rendered although invalid"
+        return out if isinstance(out, str) else json.dumps(out)
+
+

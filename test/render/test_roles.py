@@ -1,0 +1,86 @@
+"""Every role's highstate and every SLS render from pillar.example; rendered YAML lints clean."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from render.renderlib import REPO, example_pillar
+
+TOPOLOGY = example_pillar()["moodle_ha"]["topology"]["hosts"]
+# The layers (top-level SLS) each role applies, as top.sls promises.
+ROLE_LAYERS = {
+    "galera": {"moodle_ha.galera"},
+    "gluster": {"moodle_ha.gluster"},
+    "web": {"moodle_ha.web", "moodle_ha.moodle"},
+    "lb": {"moodle_ha.lb"},
+}
+# SLS that are not host states (run by the master's orchestrate runner).
+RUNNER_SLS = {"moodle_ha.orch"}
+
+
+def _all_sls():
+    out = []
+    for path in sorted((REPO / "moodle_ha").rglob("*.sls")):
+        rel = path.relative_to(REPO).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "init":
+            parts.pop()
+        name = ".".join(parts)
+        if name not in RUNNER_SLS:
+            out.append(name)
+    return out
+
+
+def _host_for(sls):
+    """A host of pillar.example whose roles make this SLS meaningful."""
+    layer = sls.split(".")[1] if "." in sls else ""
+    for role, layers in ROLE_LAYERS.items():
+        if any(sls == lay or sls.startswith(lay + ".") for lay in layers) or layer == role:
+            for name, spec in sorted(TOPOLOGY.items()):
+                if role in spec["roles"]:
+                    return name
+    return "moodle1"
+
+
+@pytest.mark.parametrize("host", sorted(TOPOLOGY))
+def test_highstate_renders_for_every_host(renderer, host):
+    code, out = renderer.call("state.show_highstate", minion_id=host)
+    assert code == 0 and isinstance(out, dict), f"highstate of {host} failed: {out}"
+    sls_seen = {state["__sls__"] for state in out.values()}
+    expected = {"moodle_ha.hosts"}
+    for role in TOPOLOGY[host]["roles"]:
+        expected |= ROLE_LAYERS.get(role, set())
+    for layer in expected:
+        assert any(s == layer or s.startswith(layer + ".") for s in sls_seen), (
+            f"{host} misses layer {layer}; got {sorted(sls_seen)}"
+        )
+    for layer in set().union(*ROLE_LAYERS.values()) - expected:
+        assert not any(s == layer or s.startswith(layer + ".") for s in sls_seen), (
+            f"{host} applies {layer} although it lacks the role"
+        )
+
+
+@pytest.mark.parametrize("sls", _all_sls())
+def test_sls_renders_and_rendered_yaml_lints(renderer, sls, tmp_path):
+    host = _host_for(sls)
+    renderer.show_sls(sls, minion_id=host)
+    path = "salt://" + sls.replace(".", "/")
+    if (REPO / (sls.replace(".", "/") + ".sls")).exists():
+        path += ".sls"
+    else:
+        path += "/init.sls"
+    code, text = renderer.call("slsutil.renderer", path, "default_renderer=jinja", f"sls={sls}",
+                               minion_id=host)
+    assert code == 0 and isinstance(text, str), text
+    yaml.safe_load(text)  # valid YAML after Jinja
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(text)
+    lint = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "yamllint"), "-c",
+         str(REPO / ".yamllint"), str(rendered)],
+        capture_output=True, text=True, check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr

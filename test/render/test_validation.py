@@ -1,0 +1,95 @@
+"""Invalid pillars fail at render time with one clear message naming the key."""
+
+import pytest
+
+SECRETS = [
+    "db_root_password",
+    "moodle_db_password",
+    "sst_password",
+    "clustercheck_password",
+    "haproxy_stats_password",
+    "keepalived_auth_pass",
+    "moodle_admin_password",
+]
+HOSTS = "moodle_ha:topology:hosts"
+
+
+def _error(renderer, patch, minion_id="moodle1", roles=None):
+    text = renderer.render_error("moodle_ha.hosts", patch=patch, minion_id=minion_id, roles=roles)
+    assert "moodle_ha pillar is invalid" in text
+    return text
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_missing_secret_names_its_key(renderer, secret):
+    text = _error(renderer, {f"moodle_ha:secrets:{secret}": renderer.DELETE})
+    assert f"moodle_ha:secrets:{secret}: missing" in text
+
+
+def test_two_galera_nodes_without_arbitrator_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:moodle3:roles": ["gluster", "web"]})
+    assert "2 galera node(s) and 0 arbitrator(s)" in text
+
+
+def test_even_galera_node_count_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:moodle4": {"ip": "172.30.77.14", "roles": ["galera"]}})
+    assert "4 galera node(s)" in text and "odd number" in text
+
+
+def test_two_galera_nodes_with_arbitrator_accepted(renderer):
+    out = renderer.show_sls(
+        "moodle_ha.hosts",
+        patch={f"{HOSTS}:moodle3:roles": ["gluster", "web"],
+               f"{HOSTS}:arb1": {"ip": "172.30.77.31", "roles": ["garbd"]}},
+    )
+    assert "moodle_ha-hosts-entry-arb1-present" in out
+
+
+def test_brick_count_not_fitting_replica_rejected(renderer):
+    text = _error(renderer, {"moodle_ha:gluster:replica": 2})
+    assert "moodle_ha:gluster:replica: 3 brick(s) do not fit replica 2" in text
+
+
+def test_malformed_ip_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:moodle2:ip": "172.30.77.300"})
+    assert f"{HOSTS}:moodle2:ip: '172.30.77.300' is not a valid IPv4 address" in text
+
+
+def test_duplicate_ip_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:moodle2:ip": "172.30.77.11"})
+    assert "172.30.77.11 is already used by host moodle1" in text
+
+
+def test_vip_outside_subnet_rejected(renderer):
+    text = _error(renderer, {"moodle_ha:topology:vip": "10.0.0.100"})
+    assert "moodle_ha:topology:vip: 10.0.0.100 is outside moodle_ha:topology:subnet" in text
+
+
+def test_vip_equal_to_host_ip_rejected(renderer):
+    text = _error(renderer, {"moodle_ha:topology:vip": "172.30.77.21"})
+    assert "moodle_ha:topology:vip: 172.30.77.21 is the IP of host lb1" in text
+
+
+def test_unknown_role_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:lb2:roles": ["lb", "cache"]})
+    assert f"{HOSTS}:lb2:roles: unknown role 'cache'" in text
+
+
+def test_keepalived_auth_longer_than_8_rejected(renderer):
+    text = _error(renderer, {"moodle_ha:secrets:keepalived_auth_pass": "nine-char"})
+    assert "moodle_ha:secrets:keepalived_auth_pass: longer than 8 characters" in text
+
+
+def test_grain_role_not_in_pillar_rejected(renderer):
+    text = _error(renderer, {}, minion_id="lb1", roles=["lb", "galera"])
+    assert f"{HOSTS}:lb1:roles: grain roles ['galera']" in text
+
+
+def test_malformed_subnet_rejected(renderer):
+    text = _error(renderer, {"moodle_ha:topology:subnet": "172.30.77.1/24"})
+    assert "moodle_ha:topology:subnet" in text and "CIDR" in text
+
+
+def test_pillar_example_renders(renderer):
+    out = renderer.show_sls("moodle_ha.hosts")
+    assert "moodle_ha-hosts-vip-entry-present" in out
