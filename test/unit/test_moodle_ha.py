@@ -1,0 +1,89 @@
+"""Unit tests for _modules/moodle_ha.py: pillar validation and topology expansion."""
+
+import copy
+
+import moodle_ha
+import pytest
+import yaml
+
+from render.renderlib import REPO
+
+
+@pytest.fixture
+def data():
+    """The merged map for pillar.example (defaults + pillar, no OS layer needed here)."""
+    defaults = yaml.safe_load((REPO / "moodle_ha/parameters/defaults.yaml").read_text())["values"]
+    pillar = yaml.safe_load((REPO / "pillar.example").read_text())["moodle_ha"]
+    merged = copy.deepcopy(defaults)
+    for key, value in pillar.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_pillar_example_is_valid(data):
+    assert moodle_ha.validate(data, "moodle1", ["galera", "gluster", "web"]) == []
+
+
+def test_every_problem_is_reported_with_its_key(data):
+    data["secrets"]["sst_password"] = ""
+    data["topology"]["hosts"]["lb2"]["ip"] = "172.30.77.21"
+    errors = moodle_ha.validate(data)
+    assert any(e.startswith("moodle_ha:secrets:sst_password:") for e in errors)
+    assert any(e.startswith("moodle_ha:topology:hosts:lb2:ip:") for e in errors)
+
+
+def test_non_dict_map_is_rejected():
+    assert moodle_ha.validate(None) == ["moodle_ha: the merged map is not a dictionary"]
+
+
+def test_single_role_grain_string_is_accepted(data):
+    assert moodle_ha.validate(data, "lb1", "lb") == []
+
+
+def test_archive_without_sha256_is_rejected_unless_salt_url(data):
+    data["moodle"]["source"] = {"type": "archive", "url": "https://example.invalid/m.tgz"}
+    assert any("moodle_ha:moodle:source:sha256" in e for e in moodle_ha.validate(data))
+    data["moodle"]["source"]["sha256"] = "a" * 64
+    assert moodle_ha.validate(data) == []
+
+
+def test_git_source_needs_ref(data):
+    data["moodle"]["source"] = {"type": "git", "url": "https://example.invalid/moodle.git"}
+    assert any("moodle_ha:moodle:source:ref" in e for e in moodle_ha.validate(data))
+
+
+def test_duplicate_ports_rejected(data):
+    data["lb"]["haproxy"]["reader_port"] = 3307
+    errors = moodle_ha.validate(data)
+    assert any("port 3307 is used twice" in e for e in errors)
+
+
+def test_topology_lists_nodes_per_role_in_name_order(data):
+    topo = moodle_ha.topology(data, "moodle2")
+    assert [n["name"] for n in topo["roles"]["galera"]] == ["moodle1", "moodle2", "moodle3"]
+    assert [n["ip"] for n in topo["roles"]["lb"]] == ["172.30.77.21", "172.30.77.22"]
+    assert topo["self"]["ip"] == "172.30.77.12"
+    assert topo["self"]["fqdn"] == "moodle2.moodle-ha.internal"
+    assert topo["bootstrap_node"] == "moodle1"
+    assert topo["primary_node"] == "moodle1"
+    assert topo["replica"] == 3
+
+
+def test_topology_defaults_bootstrap_and_primary_to_first_host(data):
+    data["galera"]["bootstrap_node"] = None
+    data["moodle"]["primary_node"] = None
+    data["topology"]["hosts"]["app0"] = {"ip": "172.30.77.10", "roles": ["galera", "web"]}
+    topo = moodle_ha.topology(data)
+    assert topo["bootstrap_node"] == "app0" and topo["primary_node"] == "app0"
+    assert topo["self"] is None
+
+
+def test_fourth_app_node_appears_in_every_role(data):
+    data["topology"]["hosts"]["moodle4"] = {"ip": "172.30.77.14",
+                                            "roles": ["galera", "gluster", "web"]}
+    topo = moodle_ha.topology(data)
+    for role in ("galera", "gluster", "web"):
+        assert "moodle4" in [n["name"] for n in topo["roles"][role]]
