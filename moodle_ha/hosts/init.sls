@@ -19,3 +19,13 @@ moodle_ha-hosts-vip-entry-present:
     - name: {{ moodle_ha.topology.vip }}
     - hostnames:
       - {{ moodle_ha.topology.cluster_name | replace("_", "-") }}.{{ moodle_ha.topology.domain }}
+
+{%- if moodle_ha.apt.proxy and grains.os_family == "Debian" %}
+
+moodle_ha-hosts-apt-proxy-file-managed:
+  file.managed:
+    - name: /etc/apt/apt.conf.d/01moodle_ha-proxy
+    - mode: '0644'
+    - contents: |
+        Acquire::http::Proxy "{{ moodle_ha.apt.proxy }}";
+{%- endif %}
