@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#-
+  salt-run state.orchestrate moodle_ha.orch
+
+  Bare hosts to Moodle on the VIP, one step per phase and per node, each requiring the one
+  before, failing fast (failhard) with the step's name. Running it again changes nothing.
+  Node lists come from the topology in the map, never from names written here.
+#}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set roles = moodle_ha.nodes.roles %}
+{%- set all_hosts = moodle_ha.topology.hosts | list | sort %}
+{%- set galera = roles.galera | map(attribute="name") | list %}
+{%- set gluster = roles.gluster | map(attribute="name") | list %}
+{%- set web = roles.web | map(attribute="name") | list %}
+{%- set lbs = roles.lb | map(attribute="name") | list %}
+{%- set boot = moodle_ha.nodes.bootstrap_node %}
+{%- set primary = moodle_ha.nodes.primary_node %}
+{%- set previous = [] %}
+
+{#- One orchestration step: apply an SLS on a list of minions, requiring the step before. #}
+{%- macro step(id, tgt, sls) %}
+moodle_ha-orch-{{ id }}:
+  salt.state:
+    - sls: {{ sls }}
+    - tgt: {{ tgt | join(",") }}
+    - tgt_type: list
+    - failhard: True
+{%-   if previous %}
+    - require:
+      - salt: moodle_ha-orch-{{ previous[-1] }}
+{%-   endif %}
+{%-   do previous.append(id) %}
+{%- endmacro %}
+
+{#- Each state run syncs _modules/_states first (autoload_dynamic_modules), so the first step
+    already validates the pillar on every host. #}
+{{ step("hosts-applied", all_hosts, "moodle_ha.hosts") }}
+
+{#- Phase: shared file system. glusterd on the other nodes first, then the first node probes
+    the peers and creates, tunes and starts the volume. #}
+{%- if gluster %}
+{%-   if gluster[1:] %}
+{{ step("gluster-servers-applied", gluster[1:], "moodle_ha.gluster") }}
+{%-   endif %}
+{{ step("gluster-" ~ gluster[0] ~ "-volume-applied", gluster[:1], "moodle_ha.gluster") }}
+{%- endif %}
+
+{#- Phase: database. The bootstrap node first, then each joiner in turn (one SST at a time). #}
+{%- if galera %}
+{%-   for node in [boot] + (galera | reject("equalto", boot) | list) %}
+{{ step("galera-" ~ node ~ "-applied", [node], "moodle_ha.galera") }}
+{%-   endfor %}
+{%- endif %}
+
+{#- Phase: load balancers (the DB endpoints need clustercheck answering on every DB node). #}
+{%- if lbs %}
+{{ step("lb-applied", lbs, "moodle_ha.lb") }}
+{%- endif %}
+
+{#- Phase: web servers and the dataroot mount, then Moodle: the primary node installs or
+    upgrades (the other web nodes answer 503 meanwhile), then the others get code and config. #}
+{%- if web %}
+{{ step("web-applied", web, "moodle_ha.web") }}
+{{ step("moodle-" ~ primary ~ "-applied", [primary], "moodle_ha.moodle") }}
+{%-   set others = web | reject("equalto", primary) | list %}
+{%-   if others %}
+{{ step("moodle-others-applied", others, "moodle_ha.moodle") }}
+{%-   endif %}
+{#- End-to-end through the VIP: HTTP 200, DB on writer and reader ports, and a dataroot file
+    written on the primary node seen on the others. #}
+{{ step("check-" ~ primary ~ "-passed", [primary], "moodle_ha.check") }}
+{%-   if others %}
+{{ step("check-others-passed", others, "moodle_ha.check") }}
+{%-   endif %}
+{%- endif %}

@@ -1,0 +1,58 @@
+"""moodle_ha.orch renders one step per phase and node, each requiring the step before."""
+
+from render.renderlib import example_pillar
+
+
+def _steps(renderer, **kwargs):
+    out = renderer.show_sls("moodle_ha.orch", minion_id="master", roles=[], **kwargs)
+    steps = sorted(out.items(), key=lambda kv: kv[1]["salt"][-1]["order"])
+    return steps
+
+
+def _arg(state, key):
+    for item in state["salt"]:
+        if isinstance(item, dict) and key in item:
+            return item[key]
+    return None
+
+
+def test_orch_sequences_phases_and_galera_joiners_one_by_one(renderer):
+    steps = _steps(renderer)
+    order = [(name.removeprefix("moodle_ha-orch-"), _arg(s, "tgt")) for name, s in steps]
+    assert order == [
+        ("hosts-applied", "lb1,lb2,moodle1,moodle2,moodle3"),
+        ("gluster-servers-applied", "moodle2,moodle3"),
+        ("gluster-moodle1-volume-applied", "moodle1"),
+        ("galera-moodle1-applied", "moodle1"),
+        ("galera-moodle2-applied", "moodle2"),
+        ("galera-moodle3-applied", "moodle3"),
+        ("lb-applied", "lb1,lb2"),
+        ("web-applied", "moodle1,moodle2,moodle3"),
+        ("moodle-moodle1-applied", "moodle1"),
+        ("moodle-others-applied", "moodle2,moodle3"),
+        ("check-moodle1-passed", "moodle1"),
+        ("check-others-passed", "moodle2,moodle3"),
+    ]
+    for (prev, _), (_name, state) in zip(steps, steps[1:], strict=False):
+        assert _arg(state, "require") == [{"salt": prev}]
+        assert _arg(state, "failhard") is True
+
+
+def test_orch_follows_the_designated_bootstrap_and_primary_nodes(renderer):
+    steps = _steps(renderer, patch={"moodle_ha:galera:bootstrap_node": "moodle3",
+                                    "moodle_ha:moodle:primary_node": "moodle2"})
+    names = [name.removeprefix("moodle_ha-orch-") for name, _ in steps]
+    galera = [n for n in names if n.startswith("galera-")]
+    assert galera == ["galera-moodle3-applied", "galera-moodle1-applied",
+                      "galera-moodle2-applied"]
+    assert "moodle-moodle2-applied" in names and "check-moodle2-passed" in names
+
+
+def test_orch_includes_a_fourth_app_node(renderer):
+    pillar = example_pillar()
+    hosts = pillar["moodle_ha"]["topology"]["hosts"]
+    hosts["moodle4"] = {"ip": "172.30.77.14", "roles": ["gluster", "web"]}
+    pillar["moodle_ha"]["gluster"]["replica"] = 4
+    steps = dict(_steps(renderer, pillar=pillar))
+    assert "moodle4" in _arg(steps["moodle_ha-orch-web-applied"], "tgt")
+    assert "moodle4" in _arg(steps["moodle_ha-orch-gluster-servers-applied"], "tgt")
