@@ -1,0 +1,448 @@
+"""
+GlusterFS management through the ``gluster`` CLI's XML output.
+
+Salt core no longer ships a glusterfs module; this one covers what moodle_ha needs: the trusted
+pool (peer status, probe), replicated volumes (info, status, heal info, create, start, set,
+add-brick). Every command runs as an argument list with ``--mode=script`` (never prompts) and
+``--xml``; failures raise :class:`CommandExecutionError` carrying gluster's ``opErrstr``.
+"""
+
+import logging
+import shutil
+import time
+import xml.etree.ElementTree as ET
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "gluster"
+
+GLUSTER = "gluster"
+
+# glusterd's friend state machine (glusterd-sm.h): 3 is GD_FRIEND_STATE_BEFRIENDED.
+PEER_IN_CLUSTER = 3
+
+# Answers of glusterd when another node holds the pool-wide lock for a volume operation.
+LOCK_MESSAGES = ("Another transaction is in progress", "Locking failed on", "locking failed")
+LOCK_ATTEMPTS = 5
+LOCK_RETRY_DELAY = 2
+
+
+def __virtual__():
+    if shutil.which(GLUSTER):
+        return __virtualname__
+    return (False, "gluster: the gluster binary is not installed")
+
+
+def _text(node, path, default=None):
+    found = node.find(path)
+    if found is None or found.text is None:
+        return default
+    return found.text.strip()
+
+
+def _int(node, path, default=None):
+    value = _text(node, path)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _parse(xml_text, cmd=None):
+    """Parse a ``--xml`` answer; raise unless ``opRet`` is 0."""
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise CommandExecutionError(
+            f"gluster: unparsable XML from {cmd or 'gluster'}: {exc}: {xml_text[:300]!r}"
+        ) from exc
+    op_ret = _int(root, "opRet", -1)
+    if op_ret != 0:
+        err = _text(root, "opErrstr") or _text(root, "opErrno") or "unknown error"
+        raise CommandExecutionError(f"gluster {' '.join(cmd or [])}: {err}")
+    return root
+
+
+def _run(*args, attempts=LOCK_ATTEMPTS):
+    """Run ``gluster --mode=script --xml ARGS`` and return the parsed root element.
+
+    Volume operations take a pool-wide lock; one that collides with another node's operation
+    (e.g. a ``volume status`` elsewhere) is retried a few times.
+    """
+    cmd = [GLUSTER, "--mode=script", "--xml", *[str(a) for a in args]]
+    for attempt in range(1, attempts + 1):
+        res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+        stdout = (res.get("stdout") or "").strip()
+        try:
+            if stdout.startswith("<"):
+                # The XML explains failures (opRet/opErrstr), whatever the exit code.
+                return _parse(stdout, cmd[3:])
+            detail = (res.get("stderr") or "").strip() or stdout
+            detail = detail or f"exit code {res.get('retcode')}"
+            raise CommandExecutionError(f"gluster {' '.join(cmd[3:])}: {detail}")
+        except CommandExecutionError as exc:
+            if attempt == attempts or not any(m in str(exc) for m in LOCK_MESSAGES):
+                raise
+            log.info("gluster: %s; retrying in %s s", exc, LOCK_RETRY_DELAY)
+            time.sleep(LOCK_RETRY_DELAY)
+
+
+# ------------------------------------------------------------------------------------- parsers
+
+
+def parse_peers(root):
+    """``peerStatus`` element tree -> list of peer dicts (used by peer status and pool list)."""
+    peers = []
+    for peer in root.findall("./peerStatus/peer"):
+        names = [h.text.strip() for h in peer.findall("./hostnames/hostname") if h.text]
+        hostname = _text(peer, "hostname")
+        if hostname and hostname not in names:
+            names.insert(0, hostname)
+        peers.append(
+            {
+                "hostname": hostname,
+                "hostnames": names,
+                "uuid": _text(peer, "uuid"),
+                "connected": _int(peer, "connected", 0) == 1,
+                "state": _int(peer, "state"),
+                "state_str": _text(peer, "stateStr"),
+            }
+        )
+    return peers
+
+
+def parse_volume_info(root):
+    """``volInfo`` element tree -> ``{name: {status, type, replica, bricks, options, ...}}``."""
+    volumes = {}
+    for vol in root.findall("./volInfo/volumes/volume"):
+        name = _text(vol, "name")
+        bricks = []
+        for brick in vol.findall("./bricks/brick"):
+            brick_name = _text(brick, "name") or (brick.text or "").strip()
+            bricks.append(brick_name)
+        options = {
+            _text(opt, "name"): _text(opt, "value", "") for opt in vol.findall("./options/option")
+        }
+        volumes[name] = {
+            "id": _text(vol, "id"),
+            "status": _text(vol, "statusStr"),
+            "type": _text(vol, "typeStr"),
+            "replica": _int(vol, "replicaCount"),
+            "arbiter": _int(vol, "arbiterCount", 0),
+            "brick_count": _int(vol, "brickCount", len(bricks)),
+            "dist_count": _int(vol, "distCount"),
+            "transport": {"0": "tcp", "1": "rdma", "2": "tcp,rdma"}.get(
+                _text(vol, "transport"), _text(vol, "transport")
+            ),
+            "bricks": bricks,
+            "options": options,
+        }
+    return volumes
+
+
+def parse_volume_status(root):
+    """``volStatus`` element tree -> ``{name: {"bricks": {...}, "daemons": {...}}}``."""
+    result = {}
+    for vol in root.findall("./volStatus/volumes/volume"):
+        bricks, daemons = {}, {}
+        for node in vol.findall("./node"):
+            hostname = _text(node, "hostname")
+            path = _text(node, "path")
+            entry = {
+                "online": _int(node, "status", 0) == 1,
+                "port": _text(node, "ports/tcp") or _text(node, "port"),
+                "pid": _int(node, "pid"),
+                "peerid": _text(node, "peerid"),
+            }
+            if path and path.startswith("/"):
+                bricks[f"{hostname}:{path}"] = entry
+            else:
+                # Self-heal daemons and friends: hostname is the daemon name, path the host.
+                daemons[f"{hostname} on {path}"] = entry
+        result[_text(vol, "volName")] = {"bricks": bricks, "daemons": daemons}
+    return result
+
+
+def parse_heal_info(root):
+    """``healInfo`` element tree -> ``{brick: {"status": str, "entries": int|None}}``."""
+    bricks = {}
+    for brick in root.findall("./healInfo/bricks/brick"):
+        bricks[_text(brick, "name")] = {
+            "status": _text(brick, "status"),
+            # "-" when the brick is not connected.
+            "entries": _int(brick, "numberOfEntries"),
+        }
+    return bricks
+
+
+def parse_volume_get(root):
+    """``volGetopts`` element tree -> ``{option: value}``."""
+    opts = {}
+    for opt in root.findall("./volGetopts/Opt"):
+        key = _text(opt, "Option")
+        if key is not None:
+            opts[key] = _text(opt, "Value", "")
+    return opts
+
+
+# ------------------------------------------------------------------------------------- readers
+
+
+def peer_status():
+    """
+    Return the peers of this node's trusted pool (this node itself is not listed).
+
+    Each peer: ``hostname``, ``hostnames`` (every name glusterd knows it by), ``uuid``,
+    ``connected`` (bool), ``state`` (int; 3 = in cluster) and ``state_str``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.peer_status
+    """
+    return parse_peers(_run("peer", "status"))
+
+
+def pool_list():
+    """
+    Return every member of the trusted pool, this node included (as ``localhost``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.pool_list
+    """
+    return parse_peers(_run("pool", "list"))
+
+
+def volume_info(name=None):
+    """
+    Return ``{volume: {status, type, replica, bricks: [host:path], options: {}}}``.
+
+    With ``name``, only that volume; an absent volume gives ``{}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.volume_info
+        salt '*' gluster.volume_info moodledata
+    """
+    volumes = parse_volume_info(_run("volume", "info"))
+    if name is None:
+        return volumes
+    return {name: volumes[name]} if name in volumes else {}
+
+
+def volume_status(name):
+    """
+    Return the processes of a started volume: ``{"bricks": {host:path: {online, port, pid,
+    peerid}}, "daemons": {...}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.volume_status moodledata
+    """
+    return parse_volume_status(_run("volume", "status", name)).get(name, {})
+
+
+def heal_info(name):
+    """
+    Return the entries waiting for self-heal per brick: ``{brick: {status, entries}}``.
+
+    ``entries`` is None for a brick that is not connected.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.heal_info moodledata
+    """
+    return parse_heal_info(_run("volume", "heal", name, "info"))
+
+
+def volume_get(name, key="all"):
+    """
+    Return the effective value of one option or of all options of a volume.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.volume_get moodledata network.ping-timeout
+    """
+    return parse_volume_get(_run("volume", "get", name, key))
+
+
+# ------------------------------------------------------------------------------------- writers
+
+
+def peer_probe(host):
+    """
+    Ask glusterd to add ``host`` to the trusted pool.
+
+    The probe is asynchronous: the peer is "in cluster" only some seconds later
+    (see :py:func:`peer_status`). Probing a member again succeeds without change.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.peer_probe 172.30.77.12
+    """
+    root = _run("peer", "probe", host)
+    return _text(root, "output") or True
+
+
+def _brick_list(bricks):
+    if isinstance(bricks, str):
+        bricks = [b for b in bricks.replace(",", " ").split() if b]
+    bricks = [str(b) for b in bricks]
+    for brick in bricks:
+        host, _, path = brick.partition(":")
+        if not host or not path.startswith("/"):
+            raise CommandExecutionError(f"gluster: brick {brick!r} is not HOST:/PATH")
+    return bricks
+
+
+def volume_create(name, bricks, replica=None, force=False, transport="tcp"):
+    """
+    Create a volume (not started). ``bricks`` is a list of ``host:/path``.
+
+    ``force`` is needed for bricks on the root file system.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.volume_create moodledata \\
+            '[172.30.77.11:/srv/gluster/moodledata, 172.30.77.12:/srv/gluster/moodledata]' \\
+            replica=2 force=True
+    """
+    args = ["volume", "create", name]
+    if replica:
+        args += ["replica", int(replica)]
+    args += ["transport", transport, *_brick_list(bricks)]
+    if force:
+        args.append("force")
+    _run(*args)
+    return True
+
+
+def volume_start(name, force=False):
+    """
+    Start a volume (``force`` also restarts missing brick processes of a started one).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.volume_start moodledata
+    """
+    args = ["volume", "start", name]
+    if force:
+        args.append("force")
+    _run(*args)
+    return True
+
+
+def volume_set(name, key, value):
+    """
+    Set one volume option.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.volume_set moodledata network.ping-timeout 5
+    """
+    _run("volume", "set", name, key, option_value(value))
+    return True
+
+
+def add_brick(name, bricks, replica=None, force=False):
+    """
+    Add bricks to a volume; with ``replica`` higher than the volume's, raise its replica count.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.add_brick moodledata '[172.30.77.13:/srv/gluster/moodledata]' \\
+            replica=3 force=True
+    """
+    args = ["volume", "add-brick", name]
+    if replica:
+        args += ["replica", int(replica)]
+    args += _brick_list(bricks)
+    if force:
+        args.append("force")
+    _run(*args)
+    return True
+
+
+def volume_heal(name, full=False):
+    """
+    Start self-heal of a volume (``full`` crawls every file, e.g. after adding a replica).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.volume_heal moodledata full=True
+    """
+    args = ["volume", "heal", name]
+    if full:
+        args.append("full")
+    _run(*args)
+    return True
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+_TRUE = {"on", "yes", "true", "enable", "1"}
+_FALSE = {"off", "no", "false", "disable", "0"}
+
+
+def option_value(value):
+    """
+    Render a pillar value as gluster expects it (YAML booleans become on/off).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.option_value True
+    """
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def option_equal(current, wanted):
+    """
+    Compare an option value as gluster reports it with a wanted one (booleans by meaning,
+    the rest as case-insensitive strings).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.option_equal enable on
+    """
+    if current is None:
+        return False
+    cur = str(current).strip().lower()
+    want = option_value(wanted).strip().lower()
+    if cur == want:
+        return True
+    for group in (_TRUE, _FALSE):
+        if cur in group and want in group:
+            return True
+    return False

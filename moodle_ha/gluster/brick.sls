@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- The brick directory <brick_root>/<volume>. With gluster:brick_device set, the device is
+    formatted first, but only when blkid finds no signature on it (a device holding any file
+    system, partition table or RAID label is never touched), then mounted at brick_root. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set g = moodle_ha.gluster %}
+{%- set brick_dir = g.brick_root ~ "/" ~ g.volume %}
+
+{%- if g.brick_device %}
+{%-   set mkfs_opts = {"xfs": "-i size=512"}.get(g.brick_fstype, "") %}
+{%-   set mount_opts = {"xfs": "defaults,noatime,inode64"}.get(g.brick_fstype, "defaults,noatime") %}
+
+moodle_ha-gluster-brick-device-formatted:
+  cmd.run:
+    - name: mkfs.{{ g.brick_fstype }} {{ mkfs_opts }} {{ g.brick_device }}
+    # blkid -p exits 2 when it finds no signature at all; any other answer leaves the device alone.
+    - onlyif: test -b {{ g.brick_device }}
+    - unless: blkid -p {{ g.brick_device }}
+    - require:
+      - pkg: moodle_ha-gluster-package-installed
+
+moodle_ha-gluster-brick-device-mounted:
+  mount.mounted:
+    - name: {{ g.brick_root }}
+    - device: {{ g.brick_device }}
+    - fstype: {{ g.brick_fstype }}
+    - opts: {{ mount_opts }}
+    - mkmnt: true
+    - persist: true
+    - require:
+      - cmd: moodle_ha-gluster-brick-device-formatted
+    - require_in:
+      - file: moodle_ha-gluster-brick-directory-managed
+{%- endif %}
+
+moodle_ha-gluster-brick-directory-managed:
+  file.directory:
+    - name: {{ brick_dir }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: true

@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- The replicated volume, driven from the first gluster node: created once with one brick per
+    gluster node, grown with add-brick when the pillar gains nodes (never shrunk: a pillar with
+    fewer bricks than the volume fails the state), options set, then started. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/gluster/nodes.jinja" import gluster_nodes, addr with context %}
+{%- set g = moodle_ha.gluster %}
+
+include:
+  - .brick
+  - .peers
+
+{%- if gluster_nodes and moodle_ha.nodes.self
+      and moodle_ha.nodes.self.name == gluster_nodes[0].name %}
+{%-   set bricks = [] %}
+{%-   for node in gluster_nodes %}
+{%-     do bricks.append(addr(node) ~ ":" ~ g.brick_root ~ "/" ~ g.volume) %}
+{%-   endfor %}
+
+moodle_ha-gluster-volume-present:
+  gluster.volume_present:
+    - name: {{ g.volume }}
+    - bricks: {{ bricks | json }}
+    - replica: {{ moodle_ha.nodes.replica }}
+    - force: {{ g.force | json }}
+    # Started below, after the options, so the first client sees the final volume graph.
+    - start: false
+    - require:
+      - file: moodle_ha-gluster-brick-directory-managed
+      - sls: {{ tpldir | replace("/", ".") }}.peers
+
+moodle_ha-gluster-volume-options-set:
+  gluster.volume_options:
+    - name: {{ g.volume }}
+    - options: {{ g.options | json }}
+    - require:
+      - gluster: moodle_ha-gluster-volume-present
+
+moodle_ha-gluster-volume-started:
+  gluster.volume_started:
+    - name: {{ g.volume }}
+    - require:
+      - gluster: moodle_ha-gluster-volume-options-set
+{%- endif %}
