@@ -1,0 +1,175 @@
+"""
+Lab: the cluster survives the loss of any single host. Each test checks the behaviour, with a
+generous bound; test/bench/failover.py measures the times.
+"""
+
+import time
+
+import pytest
+import yaml
+from cluster_fixtures import REPO, http_get, lab_run
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="session")
+def secrets(lab):
+    path = REPO / ".lab" / "pillar" / "lab_secrets.sls"
+    return yaml.safe_load(path.read_text())["moodle_ha"]["secrets"]
+
+
+def _writer_host(vip, port, secrets, timeout=3):
+    import pymysql
+    try:
+        conn = pymysql.connect(host=vip, port=port, user="moodle",
+                               password=secrets["moodle_db_password"], connect_timeout=timeout,
+                               read_timeout=timeout)
+    except pymysql.MySQLError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@hostname")
+            return cur.fetchone()[0]
+    except pymysql.MySQLError:
+        return None
+    finally:
+        conn.close()
+
+
+def _until(predicate, timeout, interval=0.2):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        value = predicate()
+        if value:
+            return time.monotonic() - start, value
+        time.sleep(interval)
+    return None, None
+
+
+def _vip_holder(lab_salt, topology):
+    for lb in ("lb1", "lb2"):
+        if topology["vip"] in lab_salt(lb, "network.ip_addrs"):
+            return lb
+    return None
+
+
+def test_vip_answers_on_web_writer_and_reader_ports(deployed, topology, secrets):
+    status, _ = http_get(f"http://{topology['vip']}/", host_header=topology["vip"])
+    assert status == 200
+    assert _writer_host(topology["vip"], 3307, secrets) in ("moodle1", "moodle2", "moodle3")
+    assert _writer_host(topology["vip"], 3308, secrets) in ("moodle1", "moodle2", "moodle3")
+
+
+def test_stopping_haproxy_on_the_vip_holder_moves_the_vip(deployed, lab_salt, topology):
+    holder = _vip_holder(lab_salt, topology)
+    assert holder
+    other = "lb2" if holder == "lb1" else "lb1"
+    lab_salt(holder, "service.stop", "haproxy")
+    try:
+        took, _ = _until(lambda: topology["vip"] in lab_salt(other, "network.ip_addrs"), 20)
+        assert took is not None, f"VIP did not move to {other}"
+        print(f"\nVIP moved {holder} -> {other} in <= {took:.1f} s (incl. salt call latency)")
+        status, _ = http_get(f"http://{topology['vip']}/", host_header=topology["vip"])
+        assert status == 200
+    finally:
+        lab_salt(holder, "service.start", "haproxy")
+
+
+def test_killing_the_active_writer_lets_3307_serve_from_a_backup(deployed, topology, secrets):
+    vip = topology["vip"]
+    writer = _writer_host(vip, 3307, secrets)
+    assert writer
+    assert lab_run("kill", writer).returncode == 0
+    try:
+        took, new = _until(lambda: (h := _writer_host(vip, 3307, secrets, 1)) != writer and h,
+                           30)
+        assert new and new != writer, "3307 did not fail over"
+        print(f"\n3307 writer {writer} -> {new} in {took:.1f} s")
+    finally:
+        assert lab_run("start", writer).returncode == 0
+    took, _ = _until(lambda: _writer_host(vip, 3308, secrets), 60)
+    assert took is not None
+
+
+def test_cut_db_host_leaves_two_primary_and_rejoins_after_heal(deployed, lab_salt):
+    _until(lambda: all(int(lab_salt(h, "galera.status").get("wsrep_cluster_size", 0)) == 3
+                       for h in ("moodle1", "moodle2")), 180, interval=3)
+    assert lab_run("cut", "moodle3").returncode == 0
+    try:
+        took, _ = _until(lambda: int(lab_salt("moodle1", "galera.status")
+                                     ["wsrep_cluster_size"]) == 2, 60, interval=1)
+        assert took is not None
+        for host in ("moodle1", "moodle2"):
+            assert lab_salt(host, "galera.status")["wsrep_cluster_status"] == "Primary"
+    finally:
+        assert lab_run("heal", "moodle3").returncode == 0
+    took, _ = _until(lambda: lab_salt("moodle3", "galera.status").get(
+        "wsrep_local_state_comment") == "Synced", 120, interval=2)
+    assert took is not None, "moodle3 did not rejoin after heal"
+
+
+def test_site_answers_with_one_app_hosts_apache_removed(deployed, lab_salt, topology):
+    lab_salt("moodle2", "service.stop", "apache2")
+    try:
+        time.sleep(5)
+        statuses = [http_get(f"http://{topology['vip']}/", host_header=topology["vip"])[0]
+                    for _ in range(12)]
+        assert statuses == [200] * 12
+    finally:
+        lab_salt("moodle2", "service.start", "apache2")
+
+
+def _write_row(vip, secrets, value):
+    import pymysql
+    conn = pymysql.connect(host=vip, port=3307, user="moodle", database="moodle",
+                           password=secrets["moodle_db_password"], connect_timeout=5,
+                           autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS it_outage (v VARCHAR(32) PRIMARY KEY)")
+            cur.execute("INSERT INTO it_outage VALUES (%s)", (value,))
+    finally:
+        conn.close()
+
+
+def _rows(vip, secrets):
+    import pymysql
+    conn = pymysql.connect(host=vip, port=3307, user="moodle", database="moodle",
+                           password=secrets["moodle_db_password"], connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT v FROM it_outage")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_full_outage_recovers_from_most_advanced_node_without_losing_rows(
+        deployed, lab_salt, topology, secrets):
+    from cluster_fixtures import orchestrate
+
+    vip = topology["vip"]
+    _until(lambda: all(lab_salt(h, "galera.status").get("wsrep_local_state_comment") == "Synced"
+                       for h in ("moodle1", "moodle2", "moodle3")), 180, interval=3)
+    stamp = str(int(time.time()))
+    _write_row(vip, secrets, f"a-{stamp}")
+    assert lab_run("kill", "moodle3").returncode == 0
+    took, _ = _until(lambda: _try_write(vip, secrets, f"b-{stamp}"), 30)
+    assert took is not None, "no write accepted with two nodes left"
+    assert lab_run("kill", "moodle2").returncode == 0
+    assert lab_run("kill", "moodle1").returncode == 0
+    for host in ("moodle1", "moodle2", "moodle3"):
+        assert lab_run("start", host).returncode == 0
+    run = orchestrate()
+    assert run.failed == [], "\n".join(run.failed)
+    assert {f"a-{stamp}", f"b-{stamp}"} <= _rows(vip, secrets)
+    for host in ("moodle1", "moodle2", "moodle3"):
+        assert int(lab_salt(host, "galera.status")["wsrep_cluster_size"]) == 3
+
+
+def _try_write(vip, secrets, value):
+    try:
+        _write_row(vip, secrets, value)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
