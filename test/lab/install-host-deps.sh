@@ -8,6 +8,7 @@ command -v apt-cacher-ng >/dev/null || need="$need apt-cacher-ng"
 command -v nft >/dev/null || need="$need nftables"
 command -v ip >/dev/null || need="$need iproute2"
 command -v nsenter >/dev/null || need="$need util-linux"
+command -v ping >/dev/null || need="$need iputils-ping"
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q

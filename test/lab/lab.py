@@ -44,10 +44,12 @@ HOST_PACKAGES = {
     "nft": "nftables",
     "ip": "iproute2",
     "nsenter": "util-linux",
+    "ping": "iputils-ping",
 }
 
 STATE_FILE = LAB_DIR / "state.json"
 SALT_CONF_DIR = LAB_DIR / "etc" / "salt"
+PING_CONF_DIR = LAB_DIR / "etc" / "salt-ping"
 PILLAR_DIR = LAB_DIR / "pillar"
 SRV_DIR = LAB_DIR / "srv"
 LOG_DIR = LAB_DIR / "log"
@@ -341,14 +343,21 @@ def master_config(topo: dict) -> None:
         "log_level_logfile": "info",
         "key_logfile": str(LOG_DIR / "salt-key.log"),
         "timeout": 30,
-        "gather_job_timeout": 30,
+        "gather_job_timeout": 15,
         "worker_threads": 4,
         "state_output": "changes",
         "hash_type": "sha256",
-        "file_ignore_glob": ["*.pyc", "*/.git/*", "*/.lab/*", "*/.venv/*", "*/.scratch/*"],
+        "file_ignore_glob": ["*.pyc"],
+        # The repo is a file root: never serve its VCS data, venv, scratch or the lab dir
+        # (which holds the generated secrets) to minions.
+        "file_ignore_regex": [r"(^|/)\.(git|lab|venv|scratch|pytest_cache|ruff_cache)(/|$)"],
         "fileserver_list_cache_time": 1,
     }
     (SALT_CONF_DIR / "master").write_text(yaml_dump(conf))
+    # Same master, client side only: pings give up on an absent minion after 2 s instead of
+    # waiting gather_job_timeout (salt's CLI has no flag for it).
+    PING_CONF_DIR.mkdir(parents=True, exist_ok=True)
+    (PING_CONF_DIR / "master").write_text(yaml_dump(dict(conf, gather_job_timeout=2)))
 
 
 def random_secret(length: int) -> str:
@@ -578,11 +587,25 @@ def salt_cmd(tool: str, args: list[str]) -> list[str]:
     return [str(venv_bin(tool)), "-c", str(SALT_CONF_DIR), *args]
 
 
-def ping(topo: dict, timeout: int = 5) -> dict:
-    res = capture(
-        salt_cmd("salt", ["*", "test.ping", "--out=json", "--static", f"-t{timeout}"]),
-        timeout=timeout + 30,
-    )
+def ping(targets: list[str], timeout: int = 3) -> dict:
+    """{minion: True} for the targets that answer test.ping within about timeout + 2 s."""
+    if not targets:
+        return {}
+    cmd = [
+        str(venv_bin("salt")),
+        "-c",
+        str(PING_CONF_DIR),
+        "-L",
+        ",".join(targets),
+        "test.ping",
+        "--out=json",
+        "--static",
+        f"-t{timeout}",
+    ]
+    try:
+        res = capture(cmd, timeout=timeout + 60)
+    except subprocess.TimeoutExpired:
+        return {}
     try:
         return json.loads(res.stdout or "{}")
     except json.JSONDecodeError:
@@ -594,7 +617,7 @@ def wait_minions(topo: dict, timeout: float = MINION_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     got: dict = {}
     while time.monotonic() < deadline:
-        got = ping(topo)
+        got = ping(sorted(want))
         if all(got.get(h) is True for h in want):
             return
         time.sleep(2)
@@ -689,7 +712,8 @@ def cmd_status(args) -> int:
     if not state:
         log(f"lab is down (no {STATE_FILE})")
         return 1
-    pings = ping(topo, timeout=3) if pid_alive(state.get("master_pid")) else {}
+    running = [h for h in topo["hosts"] if leader_pid(h, state)]
+    pings = ping(running) if pid_alive(state.get("master_pid")) else {}
     log(f"lab dir {LAB_DIR}  bridge {BRIDGE}: {'up' if bridge_exists() else 'MISSING'}")
     log(
         f"salt-master pid {state.get('master_pid')} "
@@ -775,16 +799,7 @@ def cmd_start(args) -> int:
     state["hosts"][args.host]["leader"] = wait_leader(args.host, state)
     save_state(state)
     if not args.no_wait:
-        deadline = time.monotonic() + MINION_TIMEOUT
-        while time.monotonic() < deadline:
-            res = capture(
-                salt_cmd("salt", [args.host, "test.ping", "--out=json", "-t5"]), timeout=60
-            )
-            if '"' + args.host + '": true' in res.stdout:
-                break
-            time.sleep(2)
-        else:
-            raise SystemExit(f"{args.host}: minion not answering")
+        wait_minions({"hosts": {args.host: {}}})
     log(f"{args.host}: booted in {time.monotonic() - t0:.1f} s")
     return 0
 
