@@ -51,11 +51,15 @@ class Renderer:
         pillar_dir.mkdir(parents=True)
         (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - case\n")
         (pillar_dir / "case.sls").write_text(yaml.safe_dump(pillar))
+        # A stand-in Moodle archive where pillar.example's salt:// source points.
+        srv = conf / "srv" / "moodle_ha_source"
+        srv.mkdir(parents=True)
+        (srv / "moodle.tgz").write_bytes(b"render-test stand-in archive")
         all_grains = {"roles": roles}
         all_grains.update(grains or {})
         minion = {
             "file_client": "local",
-            "file_roots": {"base": [str(REPO)]},
+            "file_roots": {"base": [str(REPO), str(conf / "srv")]},
             "pillar_roots": {"base": [str(pillar_dir)]},
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
