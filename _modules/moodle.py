@@ -1,0 +1,402 @@
+"""
+Moodle site management for the moodle_ha formula: code and database versions, one-time
+install, upgrade, cache purge and CLI maintenance mode.
+
+Every Moodle CLI script runs as the web user with the php CLI. Secrets never reach a command
+line: database credentials and the admin password go to php on stdin, and the output of the
+commands that see them is not logged.
+
+``admin/cli/install_database.php`` only takes the admin password as ``--adminpass=`` on its
+argv, so :py:func:`install` runs it through a small wrapper (``php -r``) that reads the password
+from stdin, appends ``--adminpass=`` to ``$_SERVER['argv']`` inside the php process and then
+``require``\\ s the installer; ``/proc/<pid>/cmdline`` never carries the password.
+"""
+
+import json
+import logging
+import os
+import re
+from decimal import Decimal, InvalidOperation
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "moodle"
+
+PHP_CANDIDATES = ("php", "php8.4", "php8.3", "php8.2")
+
+_VERSION_RE = re.compile(r"^\s*\$version\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*;", re.MULTILINE)
+_RELEASE_RE = re.compile(r"^\s*\$release\s*=\s*(['\"])(.*?)\1\s*;", re.MULTILINE)
+
+# Reads connection parameters as JSON on stdin and prints what the database holds for the
+# given table prefix, as JSON: {"tables": N, "config_table": bool, "version": str|null}.
+# Exit 2 with the server's message on stderr when the database cannot be queried.
+_DB_STATE_PHP = r"""
+$c = json_decode(file_get_contents('php://stdin'), true);
+if (!is_array($c)) { fwrite(STDERR, "bad input\n"); exit(2); }
+mysqli_report(MYSQLI_REPORT_OFF);
+$db = mysqli_init();
+$db->options(MYSQLI_OPT_CONNECT_TIMEOUT, (int)$c['timeout']);
+if (!@$db->real_connect($c['host'], $c['user'], $c['password'], $c['name'], (int)$c['port'])) {
+    fwrite(STDERR, 'connect failed: ' . mysqli_connect_error() . "\n"); exit(2);
+}
+$like = $db->real_escape_string(addcslashes($c['prefix'], '_%\\'));
+$r = $db->query("SELECT table_name FROM information_schema.tables"
+    . " WHERE table_schema = DATABASE() AND table_name LIKE '" . $like . "%'");
+if (!$r) { fwrite(STDERR, 'query failed: ' . $db->error . "\n"); exit(2); }
+$tables = [];
+while ($row = $r->fetch_row()) { $tables[] = $row[0]; }
+$hasconfig = in_array($c['prefix'] . 'config', $tables, true);
+$out = ['tables' => count($tables), 'config_table' => $hasconfig, 'version' => null];
+if ($out['config_table']) {
+    $r = $db->query("SELECT value FROM `" . $c['prefix'] . "config` WHERE name = 'version'");
+    if (!$r) { fwrite(STDERR, 'query failed: ' . $db->error . "\n"); exit(2); }
+    $row = $r->fetch_row();
+    if ($row) { $out['version'] = (string)$row[0]; }
+}
+echo json_encode($out), "\n";
+"""
+
+# argv: [wrapper, <script>, <options...>]; the admin password arrives on stdin and is appended
+# as --adminpass= inside this process. The installer is required in the global scope (Moodle's
+# setup relies on globals).
+_INSTALL_WRAPPER_PHP = r"""
+$moodlehascript = $argv[1];
+$moodlehapass = rtrim(file_get_contents('php://stdin'), "\r\n");
+if ($moodlehapass === '') { fwrite(STDERR, "no admin password on stdin\n"); exit(3); }
+$argv = array_merge([$moodlehascript], array_slice($argv, 2), ['--adminpass=' . $moodlehapass]);
+$argc = count($argv);
+$_SERVER['argv'] = $argv;
+$_SERVER['argc'] = $argc;
+unset($moodlehapass);
+require $moodlehascript;
+"""
+
+
+def __virtual__():
+    if _php_default() is None:
+        return (False, "moodle: the php CLI is not installed")
+    return __virtualname__
+
+
+def _php_default():
+    for name in PHP_CANDIDATES:
+        path = salt.utils.path.which(name)
+        if path:
+            return path
+    return None
+
+
+def _php(php):
+    return php or _php_default()
+
+
+def _scrub(text, secrets):
+    text = text or ""
+    for secret in secrets:
+        if secret:
+            text = text.replace(str(secret), "********")
+    return text
+
+
+def _tail(text, lines=20):
+    return "\n".join((text or "").strip().splitlines()[-lines:])
+
+
+def _cli_path(dirroot, script):
+    return os.path.join(dirroot, "admin", "cli", script)
+
+
+def _run_cli(dirroot, script, args=(), runas="www-data", php=None, timeout=None, stdin=None,
+             secrets=(), quiet=False):
+    """Run admin/cli/<script> as ``runas``; raise CommandExecutionError on a non-zero exit."""
+    cmd = [_php(php), _cli_path(dirroot, script), *args]
+    kwargs = {
+        "runas": runas,
+        "cwd": dirroot,
+        "python_shell": False,
+        "timeout": timeout,
+        "ignore_retcode": True,
+    }
+    if stdin is not None:
+        kwargs["stdin"] = stdin
+    if quiet:
+        kwargs["output_loglevel"] = "quiet"
+    ret = __salt__["cmd.run_all"](cmd, **kwargs)
+    if ret["retcode"] != 0:
+        out = _scrub(_tail(ret.get("stderr")) or _tail(ret.get("stdout")), secrets)
+        raise CommandExecutionError(
+            f"{script} exited with {ret['retcode']}: {out}", info={"retcode": ret["retcode"]}
+        )
+    return ret
+
+
+def parse_version_php(text):
+    """
+    Return ``{"version": "2025100600.02", "release": "5.1+ (Build: 20251017)"}`` from the text
+    of a Moodle ``version.php`` (``release`` may be None).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle.parse_version_php "$(cat /var/www/moodle/public/version.php)"
+    """
+    match = _VERSION_RE.search(text or "")
+    if not match:
+        raise CommandExecutionError("no $version = <number>; line in version.php")
+    release = _RELEASE_RE.search(text)
+    return {"version": match.group(1), "release": release.group(2) if release else None}
+
+
+def version_file(dirroot):
+    """
+    Path of the core version.php: ``<dirroot>/public/version.php`` from Moodle 5.1 on,
+    ``<dirroot>/version.php`` before; None when neither exists.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle.version_file /var/www/moodle
+    """
+    for rel in ("public/version.php", "version.php"):
+        path = os.path.join(dirroot, rel)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def code_info(dirroot):
+    """
+    Version and release of the code in ``dirroot``, read from its version.php (not executed).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle.code_info /var/www/moodle
+    """
+    path = version_file(dirroot)
+    if path is None:
+        raise CommandExecutionError(f"no Moodle version.php under {dirroot}")
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return parse_version_php(handle.read())
+
+
+def code_version(dirroot):
+    """
+    The ``$version`` of the Moodle code in ``dirroot`` (a string such as ``2025100600.02``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle.code_version /var/www/moodle
+    """
+    return code_info(dirroot)["version"]
+
+
+def db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None, timeout=5):
+    """
+    What the database holds for Moodle's table prefix:
+    ``{"tables": N, "config_table": bool, "version": "2025100600.02" or None}``.
+
+    Queried with the php CLI's mysqli (the driver Moodle uses) without booting Moodle; the
+    credentials go to php on stdin. Raises CommandExecutionError when the database cannot be
+    queried: an unreachable database is never taken for an empty one.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.db_state 172.30.77.100 3307 moodle moodle "$PASS"
+    """
+    params = {
+        "host": str(dbhost),
+        "port": int(dbport),
+        "name": dbname,
+        "user": dbuser,
+        "password": dbpass,
+        "prefix": prefix,
+        "timeout": int(timeout),
+    }
+    ret = __salt__["cmd.run_all"](
+        [_php(php), "-r", _DB_STATE_PHP],
+        stdin=json.dumps(params),
+        python_shell=False,
+        ignore_retcode=True,
+        output_loglevel="quiet",
+    )
+    if ret["retcode"] != 0:
+        raise CommandExecutionError(
+            "cannot read the Moodle database "
+            f"{dbuser}@{dbhost}:{dbport}/{dbname}: {_scrub(_tail(ret.get('stderr')), [dbpass])}"
+        )
+    try:
+        state = json.loads(ret["stdout"].strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise CommandExecutionError(f"unexpected output from the database probe: {exc}") from exc
+    return {
+        "tables": int(state.get("tables", 0)),
+        "config_table": bool(state.get("config_table")),
+        "version": state.get("version"),
+    }
+
+
+def db_version(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None):
+    """
+    The core ``version`` stored in ``<prefix>config``, or None when Moodle is not installed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.db_version 172.30.77.100 3307 moodle moodle "$PASS"
+    """
+    return db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix=prefix, php=php)["version"]
+
+
+def is_installed(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None):
+    """
+    True when the database has Moodle's config table with its version row (decided from the
+    database, not from a marker file).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.is_installed 172.30.77.100 3307 moodle moodle "$PASS"
+    """
+    return db_version(dbhost, dbport, dbname, dbuser, dbpass, prefix=prefix, php=php) is not None
+
+
+def compare_versions(code, db):
+    """
+    -1, 0 or 1 as the code version is older than, equal to or newer than the database's.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' moodle.compare_versions 2025100600.02 2025100600
+    """
+    try:
+        left, right = Decimal(str(code)), Decimal(str(db))
+    except InvalidOperation as exc:
+        raise CommandExecutionError(f"not a Moodle version: {code!r} / {db!r}") from exc
+    return (left > right) - (left < right)
+
+
+def install(
+    dirroot,
+    adminpass,
+    adminuser="admin",
+    adminemail="",
+    fullname="",
+    shortname="",
+    lang="en",
+    runas="www-data",
+    php=None,
+    timeout=1800,
+):
+    """
+    Run ``admin/cli/install_database.php`` once (Moodle refuses when tables exist).
+
+    The admin password goes to the php process on stdin, never on a command line, and the
+    command's output is not logged. Returns the last lines of the installer's output.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.install /var/www/moodle adminpass="$PASS" adminemail=a@example.org
+    """
+    if not adminpass:
+        raise CommandExecutionError("install: an admin password is required")
+    args = [
+        "--agree-license",
+        f"--lang={lang}",
+        f"--adminuser={adminuser}",
+        f"--adminemail={adminemail}",
+        f"--fullname={fullname}",
+        f"--shortname={shortname}",
+    ]
+    cmd = [_php(php), "-r", _INSTALL_WRAPPER_PHP, "--",
+           _cli_path(dirroot, "install_database.php"), *args]
+    ret = __salt__["cmd.run_all"](
+        cmd,
+        runas=runas,
+        cwd=dirroot,
+        stdin=f"{adminpass}\n",
+        python_shell=False,
+        ignore_retcode=True,
+        output_loglevel="quiet",
+        timeout=timeout,
+    )
+    if ret["retcode"] != 0:
+        out = _tail(ret.get("stderr")) or _tail(ret.get("stdout"))
+        raise CommandExecutionError(
+            f"install_database.php exited with {ret['retcode']}: {_scrub(out, [adminpass])}",
+            info={"retcode": ret["retcode"]},
+        )
+    return _scrub(_tail(ret.get("stdout"), 5), [adminpass])
+
+
+def maintenance(dirroot, enable=True, runas="www-data", php=None):
+    """
+    Switch CLI maintenance mode (``admin/cli/maintenance.php --enable|--disable``). Web
+    requests then get 503 on every node (the flag file lives in the shared dataroot).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.maintenance /var/www/moodle enable=False
+    """
+    flag = "--enable" if enable else "--disable"
+    _run_cli(dirroot, "maintenance.php", [flag], runas=runas, php=php, timeout=300)
+    return True
+
+
+def upgrade(dirroot, runas="www-data", php=None, timeout=1800, allow_unstable=False):
+    """
+    Upgrade the database to the code: maintenance on, ``admin/cli/upgrade.php
+    --non-interactive``, maintenance off. When the upgrade fails the site stays in maintenance
+    (a half-upgraded site must not serve) and the error says so.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.upgrade /var/www/moodle
+    """
+    maintenance(dirroot, True, runas=runas, php=php)
+    args = ["--non-interactive"]
+    if allow_unstable:
+        args.append("--allow-unstable")
+    try:
+        ret = _run_cli(dirroot, "upgrade.php", args, runas=runas, php=php, timeout=timeout)
+    except CommandExecutionError as exc:
+        raise CommandExecutionError(
+            f"{exc} (the site stays in CLI maintenance mode; fix and re-run, or run"
+            " admin/cli/maintenance.php --disable)"
+        ) from exc
+    maintenance(dirroot, False, runas=runas, php=php)
+    return _tail(ret.get("stdout"), 5)
+
+
+def purge_caches(dirroot, runas="www-data", php=None):
+    """
+    Purge all Moodle caches (``admin/cli/purge_caches.php``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.purge_caches /var/www/moodle
+    """
+    _run_cli(dirroot, "purge_caches.php", runas=runas, php=php, timeout=600)
+    return True

@@ -1,0 +1,225 @@
+"""
+Install or upgrade a Moodle site, exactly once, from the primary node.
+
+.. code-block:: yaml
+
+    moodle_ha-moodle-install-installed:
+      moodle.installed:
+        - name: /var/www/moodle
+        - dbhost: 172.30.77.100
+        - dbport: 3307
+        - dbname: moodle
+        - dbuser: moodle
+        - dbpass: {{ db_password }}
+        - adminpass: {{ admin_password }}
+        - dataroot: /var/moodledata
+
+Whether Moodle is installed is read from the database (the ``<prefix>config`` version row),
+never from a marker file. Web requests must not reach Moodle while it installs or upgrades
+(they poison the shared cache): the state puts the shared dataroot in CLI maintenance for the
+duration (``climaintenance.html``, which Moodle checks before touching any cache, so every web
+node answers 503) and purges the caches afterwards. Passwords never appear in changes or
+comments.
+"""
+
+import logging
+import os
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "moodle"
+
+MAINTENANCE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+    "<body><p>This site is being installed or upgraded. Please try again in a few minutes.</p>"
+    "</body></html>\n"
+)
+
+
+def __virtual__():
+    if "moodle.code_version" not in __salt__:
+        return (False, "moodle: the moodle execution module is not available (no php CLI)")
+    return __virtualname__
+
+
+def _maintenance_flag(dataroot):
+    return os.path.join(dataroot, "climaintenance.html") if dataroot else None
+
+
+def _install_with_maintenance(name, dataroot, runas, install_kwargs):
+    """Install with the shared dataroot in CLI maintenance; keep maintenance on failure."""
+    flag = _maintenance_flag(dataroot)
+    placed = False
+    if flag and not __salt__["file.file_exists"](flag):
+        __salt__["file.write"](flag, MAINTENANCE_PAGE)
+        __salt__["file.chown"](flag, runas, runas)
+        placed = True
+    __salt__["moodle.install"](name, runas=runas, **install_kwargs)
+    if placed:
+        __salt__["file.remove"](flag)
+
+
+def installed(
+    name,
+    dbhost,
+    dbport,
+    dbname,
+    dbuser,
+    dbpass,
+    adminpass,
+    prefix="mdl_",
+    adminuser="admin",
+    adminemail="",
+    fullname="Moodle",
+    shortname="moodle",
+    lang="en",
+    dataroot=None,
+    runas="www-data",
+    php=None,
+    timeout=1800,
+    purge_caches=True,
+):
+    """
+    Make sure the Moodle database matches the code in ``name`` (the dirroot).
+
+    - No Moodle tables: run the installer once (``install_database.php``), then purge caches.
+    - Installed and the code is newer: upgrade (``upgrade.php`` with maintenance around it),
+      then purge caches.
+    - Installed at the code's version: nothing to do.
+    - Code older than the database, or Moodle tables without a version row (a failed install):
+      fail and change nothing.
+
+    name
+        Moodle's dirroot (holds config.php and admin/cli).
+    dbhost, dbport, dbname, dbuser, dbpass, prefix
+        The database as config.php uses it (the single-writer endpoint).
+    adminpass, adminuser, adminemail, fullname, shortname, lang
+        Used by a first install only.
+    dataroot
+        Shared dataroot: a CLI maintenance flag is placed there during install.
+    runas
+        The web server's user; Moodle's CLI scripts run as it.
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    db = {
+        "dbhost": dbhost,
+        "dbport": dbport,
+        "dbname": dbname,
+        "dbuser": dbuser,
+        "dbpass": dbpass,
+        "prefix": prefix,
+        "php": php,
+    }
+    try:
+        code = __salt__["moodle.code_info"](name)
+        state = __salt__["moodle.db_state"](**db)
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+
+    code_version = code["version"]
+    db_version = state["version"]
+    release = code.get("release") or code_version
+
+    if db_version is None and state["tables"]:
+        ret["comment"] = (
+            f"The database has {state['tables']} tables with prefix {prefix!r} but no Moodle"
+            " version row (a failed or foreign install?): refusing to install over it."
+            " Drop the tables (or the database) to install from scratch."
+        )
+        return ret
+
+    if db_version is None:
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = f"Moodle {release} ({code_version}) would be installed"
+            ret["changes"] = {"version": {"old": None, "new": code_version}}
+            return ret
+        try:
+            _install_with_maintenance(
+                name,
+                dataroot,
+                runas,
+                {
+                    "adminpass": adminpass,
+                    "adminuser": adminuser,
+                    "adminemail": adminemail,
+                    "fullname": fullname,
+                    "shortname": shortname,
+                    "lang": lang,
+                    "php": php,
+                    "timeout": timeout,
+                },
+            )
+            after = __salt__["moodle.db_version"](**db)
+        except CommandExecutionError as exc:
+            ret["comment"] = (
+                f"Installing Moodle {release} failed: {exc}"
+                + (
+                    f" ({_maintenance_flag(dataroot)} is left in place: the site stays in"
+                    " maintenance)"
+                    if dataroot
+                    else ""
+                )
+            )
+            return ret
+        if after is None or __salt__["moodle.compare_versions"](code_version, after) != 0:
+            ret["comment"] = (
+                f"The installer finished but the database reports version {after!r},"
+                f" expected {code_version}"
+            )
+            return ret
+        ret["changes"] = {"version": {"old": None, "new": after}}
+        comment = f"Installed Moodle {release} ({after})"
+        return _purged(ret, name, runas, php, purge_caches, comment)
+
+    try:
+        order = __salt__["moodle.compare_versions"](code_version, db_version)
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    if order == 0:
+        ret["result"] = True
+        ret["comment"] = f"Moodle {release} ({db_version}) is installed; nothing to do"
+        return ret
+    if order < 0:
+        ret["comment"] = (
+            f"The code in {name} ({code_version}) is older than the database ({db_version}):"
+            " Moodle cannot downgrade; deploy the newer code again"
+        )
+        return ret
+
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"Moodle would be upgraded from {db_version} to {release} ({code_version})"
+        ret["changes"] = {"version": {"old": db_version, "new": code_version}}
+        return ret
+    try:
+        __salt__["moodle.upgrade"](name, runas=runas, php=php, timeout=timeout)
+        after = __salt__["moodle.db_version"](**db)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"Upgrading Moodle from {db_version} to {code_version} failed: {exc}"
+        return ret
+    ret["changes"] = {"version": {"old": db_version, "new": after}}
+    if after is None or __salt__["moodle.compare_versions"](code_version, after) > 0:
+        ret["comment"] = f"upgrade.php finished but the database is at {after}, not {code_version}"
+        return ret
+    comment = f"Upgraded Moodle from {db_version} to {release} ({after})"
+    return _purged(ret, name, runas, php, purge_caches, comment)
+
+
+def _purged(ret, name, runas, php, purge, comment):
+    if not purge:
+        ret["result"] = True
+        ret["comment"] = comment
+        return ret
+    try:
+        __salt__["moodle.purge_caches"](name, runas=runas, php=php)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{comment}, but purging the caches failed: {exc}"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"{comment}; caches purged"
+    return ret

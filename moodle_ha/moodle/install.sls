@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Install the Moodle database once, or upgrade it when the deployed code is newer: only on the
+    primary node, so two nodes never run the installer at the same time. The state puts the
+    shared dataroot in CLI maintenance while it works (web requests get 503 before Moodle
+    touches its caches) and purges the caches afterwards; web traffic reaching Moodle during an
+    install poisons the shared cache (measured). The orchestration also stops Apache on every
+    web node around a first install or an upgrade. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tpldir ~ "/release.jinja" import is_primary with context %}
+{%- set m = moodle_ha.moodle %}
+
+include:
+  - {{ tplroot }}.gluster.client
+  - .code
+  - .config
+
+{%- if is_primary %}
+
+moodle_ha-moodle-install-installed:
+  moodle.installed:
+    - name: {{ m.dirroot }}
+    - dbhost: {{ moodle_ha.topology.vip }}
+    - dbport: {{ moodle_ha.lb.haproxy.writer_port }}
+    - dbname: {{ m.db.name | json }}
+    - dbuser: {{ m.db.user | json }}
+    - dbpass: {{ moodle_ha.secrets.moodle_db_password | json }}
+    - prefix: {{ m.db.prefix | json }}
+    - adminuser: {{ m.admin.user | json }}
+    - adminpass: {{ moodle_ha.secrets.moodle_admin_password | json }}
+    - adminemail: {{ m.admin.email | json }}
+    - fullname: {{ m.fullname | json }}
+    - shortname: {{ m.shortname | json }}
+    - lang: {{ m.lang | json }}
+    - dataroot: {{ m.dataroot }}
+    - runas: {{ moodle_ha.web.user }}
+    - php: {{ moodle_ha.web.php_bin }}
+    - timeout: {{ m.install_timeout }}
+    - require:
+      - cmd: moodle_ha-moodle-code-release-activated
+      - sls: {{ tplroot }}.gluster.client
+      - file: moodle_ha-moodle-localcachedir-dir-managed
+      - cmd: moodle_ha-web-php-ini-enabled
+{%- endif %}

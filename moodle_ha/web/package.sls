@@ -1,0 +1,10 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+
+moodle_ha-web-package-installed:
+  pkg.installed:
+    - pkgs: {{ moodle_ha.pkgs.web | json }}
+    # The moodle execution module and state load only once the php CLI exists.
+    - reload_modules: true

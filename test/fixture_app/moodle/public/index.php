@@ -1,0 +1,29 @@
+<?php
+// Fixture front page: proves the stack end to end. Reads @@hostname through the writer and the
+// reader connection, writes a file into the shared dataroot, prints one JSON object.
+require(__DIR__ . '/config.php');
+
+header('Content-Type: application/json');
+header('Cache-Control: no-store');
+if (empty($CFG->version)) {
+    http_response_code(503);
+    echo json_encode(['installed' => false]), "\n";
+    exit;
+}
+$node = gethostname();
+$dir = "$CFG->dataroot/fixture";
+if (!is_dir($dir)) {
+    @mkdir($dir, $CFG->directorypermissions, true);
+}
+$file = "$dir/" . $node . '.txt';
+$written = file_put_contents($file, date('c') . "\n") !== false;
+echo json_encode([
+    'installed' => true,
+    'version' => $CFG->version,
+    'web_node' => $node,
+    'writer_host' => $DB->hostname(false),
+    'reader_host' => $DB->hostname(true),
+    'uses_readonly' => $DB->uses_readonly(),
+    'dataroot_write' => $written,
+    'dataroot_files' => array_values(array_diff(scandir($dir), ['.', '..'])),
+]), "\n";
