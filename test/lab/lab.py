@@ -634,6 +634,11 @@ def cmd_up(args) -> int:
     t_all = time.monotonic()
     topo = topology()
     ensure_host_deps()
+    old = load_state()
+    if old.get("complete") and lab_running(old) and not args.replace:
+        raise SystemExit(
+            f"the lab is already up ({LAB_DIR}); `lab.py down` first, or `up --replace`"
+        )
     if STATE_FILE.exists() or bridge_exists() or any(d.exists() for d in cgroup_dirs()):
         with Step("clean stale lab state"):
             teardown()
@@ -662,6 +667,7 @@ def cmd_up(args) -> int:
     with Step("wait for all minions to answer test.ping"):
         wait_minions(topo)
     state["up_seconds"] = round(time.monotonic() - t_all, 1)
+    state["complete"] = True
     save_state(state)
     log(f"lab up in {time.monotonic() - t_all:.1f} s; state in {LAB_DIR}")
     for host, info in topo["hosts"].items():
@@ -671,6 +677,12 @@ def cmd_up(args) -> int:
         f"http://{topo['vip']}/  DB writer {topo['vip']}:3307 readers {topo['vip']}:3308"
     )
     return 0
+
+
+def lab_running(state: dict) -> bool:
+    if pid_alive(state.get("master_pid")) and "salt-master" in pid_cmdline(state["master_pid"]):
+        return True
+    return any(leader_pid(h, state) for h in state.get("hosts", {}))
 
 
 def teardown() -> None:
@@ -841,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("up", help="build/reuse the base image, start bridge, proxy, master, hosts")
     p.add_argument("--moodle-archive", help="use this Moodle .tgz instead of the fixture app")
+    p.add_argument("--replace", action="store_true", help="tear down a running lab first")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop everything and remove the lab dir")
     p.set_defaults(func=cmd_down)
