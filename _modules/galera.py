@@ -1,0 +1,568 @@
+"""
+MariaDB Galera node inspection and the bootstrap decision for the moodle_ha formula.
+
+Everything here reads state; nothing starts or stops a server except
+:py:func:`recover_position` (a short ``mariadbd --wsrep-recover`` run that refuses to
+start while a server is running). The state module ``galera.cluster_member`` acts on it.
+
+Peer information
+----------------
+Each node publishes :py:func:`position` to the Salt mine under ``moodle_ha_galera_position``
+(the state does it on every run that is not already Primary and Synced). Liveness of
+peers is read directly over TCP: the clustercheck service on :9200 answers with
+``wsrep_cluster_status`` in its body, and the replication port (4567) tells whether a
+Galera process runs there at all. :py:func:`bootstrap_decision` is a pure function of
+those facts, so every case is unit-tested.
+"""
+
+import logging
+import os
+import re
+import socket
+import time
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "galera"
+
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+GRASTATE = "/var/lib/mysql/grastate.dat"
+SOCKET = "/run/mysqld/mysqld.sock"
+SERVER_BINARIES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
+CLIENT_BINARIES = ("/usr/bin/mariadb", "/usr/bin/mysql")
+SERVER_NAMES = ("mariadbd", "mysqld")
+# wsrep_local_state values (Galera's numeric node states)
+STATE_JOINING, STATE_DONOR, STATE_JOINED, STATE_SYNCED = 1, 2, 3, 4
+
+_RECOVERED_RE = re.compile(
+    r"WSREP: Recovered position:\s*"
+    r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(?P<seqno>-?\d+)"
+)
+
+
+def __virtual__():
+    if _first_existing(SERVER_BINARIES) is None:
+        return (False, "galera: no mariadbd/mysqld binary (package mariadb-server not installed)")
+    return __virtualname__
+
+
+def _first_existing(paths):
+    for path in paths:
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _opt(key, default):
+    return __salt__["config.get"](f"galera:{key}", default)
+
+
+# --------------------------------------------------------------------------- parsing (pure)
+
+
+def parse_rows(text):
+    """Parse ``mariadb -B -N`` output (one ``name<TAB>value`` row per line) into a dict."""
+    out = {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        name, _, value = line.partition("\t")
+        out[name.strip()] = value
+    return out
+
+
+def parse_grastate(text):
+    """
+    Parse the text of grastate.dat.
+
+    Returns ``{"version", "uuid", "seqno" (int), "safe_to_bootstrap" (bool)}``; keys the file
+    lacks are None.
+    """
+    fields = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    seqno = fields.get("seqno")
+    safe = fields.get("safe_to_bootstrap")
+    return {
+        "version": fields.get("version"),
+        "uuid": fields.get("uuid"),
+        "seqno": int(seqno) if seqno not in (None, "") else None,
+        "safe_to_bootstrap": None if safe in (None, "") else safe == "1",
+    }
+
+
+def parse_recovered_position(text):
+    """
+    Find ``WSREP: Recovered position: <uuid>:<seqno>`` in a ``--wsrep-recover`` log.
+
+    Returns ``{"uuid", "seqno"}`` of the last such line, or None when there is none.
+    """
+    found = None
+    for match in _RECOVERED_RE.finditer(text or ""):
+        found = {"uuid": match.group("uuid"), "seqno": int(match.group("seqno"))}
+    return found
+
+
+def parse_clustercheck(raw):
+    """
+    Parse a clustercheck HTTP answer: ``{"code": int|None, "fields": {key: value}}``.
+
+    The body carries ``key: value`` lines (wsrep_local_state, wsrep_cluster_status, ...).
+    """
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+    code = None
+    first = head.split("\n", 1)[0].split()
+    if len(first) >= 2 and first[0].startswith("HTTP/") and first[1].isdigit():
+        code = int(first[1])
+    fields = {}
+    for line in body.split("\n"):
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and " " not in key.strip():
+            fields[key.strip()] = value.strip()
+    return {"code": code, "fields": fields}
+
+
+def has_data(pos):
+    """True when a position record names a real cluster history (uuid not zero, seqno >= 0)."""
+    if not pos:
+        return False
+    uuid, seqno = pos.get("uuid"), pos.get("seqno")
+    return bool(uuid) and uuid != ZERO_UUID and seqno is not None and seqno >= 0
+
+
+def _choose(candidates, positions, bootstrap_node):
+    """Most advanced node; ties: marked safe_to_bootstrap, then the designated node, then name."""
+    top = max(positions[n]["seqno"] for n in candidates)
+    best = sorted(n for n in candidates if positions[n]["seqno"] == top)
+    marked = [n for n in best if positions[n].get("safe_to_bootstrap")]
+    if marked:
+        return marked[0], f"highest seqno {top}, marked safe_to_bootstrap"
+    if bootstrap_node in best:
+        return bootstrap_node, f"highest seqno {top}" + (
+            f", tie of {', '.join(best)} broken by galera:bootstrap_node" if len(best) > 1 else ""
+        )
+    return best[0], f"highest seqno {top}" + (
+        f", tie of {', '.join(best)} broken by name" if len(best) > 1 else ""
+    )
+
+
+def bootstrap_decision(me, nodes, bootstrap_node, positions, live, force_node=None):
+    """
+    Decide what node ``me`` does to bring the cluster up; a pure function.
+
+    me
+        This node's name.
+    nodes
+        Names of every Galera node (including ``me``).
+    bootstrap_node
+        The designated node for a brand-new cluster and the tie-breaker.
+    positions
+        ``{name: record or None}``: :py:func:`position` of each node, None when unknown
+        (not published or too old).
+    live
+        ``{peer: {"primary": True|False|None, "port_open": bool}}`` for every other node:
+        ``primary`` from its clustercheck body (None: no readable answer), ``port_open``
+        whether its Galera replication port accepts connections.
+    force_node
+        Operator's override (pillar ``galera:force_bootstrap_node``): bootstrap this one.
+
+    Returns ``{"action", "node", "reason"}`` where action is ``none`` (this node is
+    already in a Primary component), ``join`` (a Primary component exists: join it),
+    ``bootstrap`` (this node starts a new Primary component), ``wait`` (another node
+    will bootstrap: wait for it, then join) or ``refuse`` (not provably safe).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.bootstrap_decision moodle1 '[moodle1, moodle2]' moodle1 \\
+            '{moodle1: {uuid: ..., seqno: 5}, moodle2: {uuid: ..., seqno: 7}}' \\
+            '{moodle2: {primary: false, port_open: false}}'
+    """
+    peers = [n for n in nodes if n != me]
+    mine = positions.get(me) or {}
+    if mine.get("primary"):
+        return {"action": "none", "node": None,
+                "reason": f"{me} is already in a Primary component"}
+    primaries = sorted(p for p in peers if (live.get(p) or {}).get("primary"))
+    if primaries:
+        return {"action": "join", "node": primaries[0],
+                "reason": f"a Primary component exists ({', '.join(primaries)}): join it"}
+    # A Galera process whose component we cannot read might be Primary: never bootstrap then.
+    unreadable = sorted(
+        p for p in peers
+        if (live.get(p) or {}).get("port_open") and (live.get(p) or {}).get("primary") is None
+    )
+
+    if force_node is not None:
+        if force_node not in nodes:
+            return {"action": "refuse", "node": None,
+                    "reason": f"galera:force_bootstrap_node {force_node!r} is not a galera node"}
+        chosen, why = force_node, "forced by galera:force_bootstrap_node"
+    else:
+        unknown = sorted(n for n in nodes if positions.get(n) is None)
+        if unknown:
+            return {"action": "refuse", "node": None, "reason": (
+                f"no Primary component and the positions of {', '.join(unknown)} are unknown:"
+                " apply moodle_ha.galera on all galera nodes in one run (each publishes its"
+                " position to the mine) or set galera:force_bootstrap_node")}
+        with_data = [n for n in nodes if has_data(positions[n])]
+        uuids = sorted({positions[n]["uuid"] for n in with_data})
+        if len(uuids) > 1:
+            detail = ", ".join(f"{n}={positions[n]['uuid']}" for n in sorted(with_data))
+            return {"action": "refuse", "node": None, "reason": (
+                f"nodes carry different cluster histories ({detail}): choose one with"
+                " galera:force_bootstrap_node")}
+        if not with_data:
+            chosen = bootstrap_node if bootstrap_node in nodes else sorted(nodes)[0]
+            why = "brand-new cluster (no node has a cluster position)"
+        else:
+            chosen, why = _choose(with_data, positions, bootstrap_node)
+
+    if chosen != me:
+        return {"action": "wait", "node": chosen, "reason": f"{chosen} bootstraps ({why})"}
+    if unreadable:
+        return {"action": "refuse", "node": me, "reason": (
+            f"{me} would bootstrap ({why}) but {', '.join(unreadable)} run Galera with an"
+            " unreadable state (replication port open, clustercheck not answering):"
+            " a Primary component may exist")}
+    return {"action": "bootstrap", "node": me, "reason": why}
+
+
+# --------------------------------------------------------------------------- local node
+
+
+def _server_pids():
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="utf-8") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        if comm in SERVER_NAMES:
+            pids.append(int(entry))
+    return pids
+
+
+def is_running():
+    """
+    True when a mariadbd/mysqld process runs on this host (whatever its state).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.is_running
+    """
+    return bool(_server_pids())
+
+
+def query(sql, socket_path=None, timeout=10):
+    """
+    Run SQL as root over the unix socket (unix_socket authentication); return the rows.
+
+    Rows are lists of column strings (``mariadb -B -N`` output).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.query "SELECT @@wsrep_on"
+    """
+    client = _first_existing(CLIENT_BINARIES)
+    if client is None:
+        raise CommandExecutionError("galera: no mariadb/mysql client binary")
+    cmd = [client, "--protocol=socket", "-S", socket_path or _opt("socket", SOCKET),
+           "-u", "root", "-B", "-N", f"--connect-timeout={int(timeout)}", "-e", sql]
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, output_loglevel="quiet",
+                                  timeout=timeout + 5)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"galera: query failed: {res['stderr'].strip()}")
+    return [line.split("\t") for line in res["stdout"].splitlines() if line]
+
+
+def status(socket_path=None):
+    """
+    Return ``SHOW GLOBAL STATUS LIKE 'wsrep_%'`` as a dict of strings.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.status
+    """
+    rows = query("SHOW GLOBAL STATUS LIKE 'wsrep_%'", socket_path)
+    return {row[0]: (row[1] if len(row) > 1 else "") for row in rows}
+
+
+def local_state(socket_path=None):
+    """
+    Summarise this node: running, wsrep enabled, component, local state, last committed seqno.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.local_state
+    """
+    out = {"running": is_running(), "reachable": False, "wsrep_on": None, "cluster_status": None,
+           "local_state": None, "local_state_comment": None, "cluster_size": None,
+           "uuid": None, "last_committed": None, "read_only": None}
+    if not out["running"]:
+        return out
+    try:
+        var = {r[0].lower(): r[1] for r in query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('wsrep_on', 'read_only')",
+            socket_path) if len(r) > 1}
+        st = status(socket_path)
+    except CommandExecutionError as exc:
+        out["error"] = str(exc)
+        return out
+    out.update({
+        "reachable": True,
+        "wsrep_on": var.get("wsrep_on") == "ON",
+        "read_only": var.get("read_only") == "ON",
+        "cluster_status": st.get("wsrep_cluster_status"),
+        "local_state": int(st["wsrep_local_state"]) if st.get("wsrep_local_state", "").isdigit()
+        else None,
+        "local_state_comment": st.get("wsrep_local_state_comment"),
+        "cluster_size": int(st["wsrep_cluster_size"])
+        if st.get("wsrep_cluster_size", "").isdigit() else None,
+        "uuid": st.get("wsrep_local_state_uuid") or None,
+        "last_committed": int(st["wsrep_last_committed"])
+        if re.fullmatch(r"-?\d+", st.get("wsrep_last_committed", "")) else None,
+    })
+    return out
+
+
+def is_primary(socket_path=None):
+    """
+    True when this node runs with wsrep on and belongs to a Primary component.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.is_primary
+    """
+    st = local_state(socket_path)
+    return bool(st["wsrep_on"]) and st["cluster_status"] == "Primary"
+
+
+def is_synced(socket_path=None):
+    """
+    True when this node is Primary and Synced (wsrep_local_state 4).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.is_synced
+    """
+    st = local_state(socket_path)
+    return (bool(st["wsrep_on"]) and st["cluster_status"] == "Primary"
+            and st["local_state"] == STATE_SYNCED)
+
+
+def grastate(path=None):
+    """
+    Parse grastate.dat: ``{"version", "uuid", "seqno", "safe_to_bootstrap"}``; None if absent.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.grastate /var/lib/mysql/grastate.dat
+    """
+    path = path or os.path.join(_opt("datadir", "/var/lib/mysql"), "grastate.dat")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return parse_grastate(fh.read())
+    except FileNotFoundError:
+        return None
+
+
+def set_safe_to_bootstrap(path=None):
+    """
+    Mark grastate.dat ``safe_to_bootstrap: 1`` (only the node chosen to bootstrap).
+
+    Returns True when the file changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle2 galera.set_safe_to_bootstrap
+    """
+    path = path or os.path.join(_opt("datadir", "/var/lib/mysql"), "grastate.dat")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    new, count = re.subn(r"(?m)^safe_to_bootstrap:\s*\d+\s*$", "safe_to_bootstrap: 1", text)
+    if count == 0:
+        new = text.rstrip("\n") + "\nsafe_to_bootstrap: 1\n"
+    if new == text:
+        return False
+    tmp = path + ".moodle_ha.tmp"
+    st = os.stat(path)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(new)
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.chmod(tmp, st.st_mode & 0o7777)
+    os.replace(tmp, path)
+    return True
+
+
+def recover_position(user="mysql", timeout=300):
+    """
+    Run ``mariadbd --wsrep-recover`` and return the recovered ``{"uuid", "seqno"}``.
+
+    Refuses while a server runs (the recovery would fight it for the data files).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.recover_position
+    """
+    if is_running():
+        raise CommandExecutionError("galera: mariadbd is running; stop it before --wsrep-recover")
+    server = _first_existing(SERVER_BINARIES)
+    cmd = [server, f"--user={user}", "--wsrep-recover", "--disable-log-error"]
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, timeout=timeout,
+                                  output_loglevel="quiet")
+    text = (res.get("stderr") or "") + "\n" + (res.get("stdout") or "")
+    pos = parse_recovered_position(text)
+    if pos is None:
+        tail = "\n".join(text.strip().splitlines()[-5:])
+        raise CommandExecutionError(
+            f"galera: --wsrep-recover found no position (exit {res['retcode']}): {tail}")
+    return pos
+
+
+def position(use_cached=False, recover=True):
+    """
+    This node's position record, as published to the mine for the bootstrap decision.
+
+    ``{"time", "running", "primary", "synced", "uuid", "seqno", "safe_to_bootstrap",
+    "source"}``. A running node reports its live state (``source: status``); a stopped one
+    reads grastate.dat and, when the seqno there is -1 (crash), runs ``--wsrep-recover``
+    (``source: recovery``) unless ``recover`` is False. ``use_cached`` returns the record
+    computed earlier in this run (so ``mine.send`` does not recover twice).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.position
+        salt moodle1 mine.send moodle_ha_galera_position mine_function=galera.position
+    """
+    if use_cached and "galera.position" in __context__:
+        return __context__["galera.position"]
+    rec = {"time": int(time.time()), "running": False, "primary": False, "synced": False,
+           "uuid": None, "seqno": None, "safe_to_bootstrap": None, "source": "none"}
+    st = local_state()
+    gra = grastate()
+    if gra:
+        rec["safe_to_bootstrap"] = gra["safe_to_bootstrap"]
+    if st["running"]:
+        rec["running"] = True
+        if not st["reachable"] or not st["wsrep_on"]:
+            # A standalone server (the package's first start) or one that does not answer:
+            # its Galera position is what grastate.dat says, if anything.
+            rec["source"] = "grastate" if gra else "none"
+            if gra:
+                rec.update(uuid=gra["uuid"], seqno=gra["seqno"])
+        else:
+            rec.update(primary=st["cluster_status"] == "Primary",
+                       synced=st["cluster_status"] == "Primary"
+                       and st["local_state"] == STATE_SYNCED,
+                       uuid=st["uuid"], seqno=st["last_committed"], source="status")
+    elif gra and gra["seqno"] is not None and gra["seqno"] >= 0:
+        rec.update(uuid=gra["uuid"], seqno=gra["seqno"], source="grastate")
+    elif gra and gra["uuid"] and gra["uuid"] != ZERO_UUID and recover:
+        rec.update(recover_position(), source="recovery")
+    elif gra:
+        rec.update(uuid=gra["uuid"], seqno=gra["seqno"], source="grastate")
+    __context__["galera.position"] = rec
+    return rec
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def port_open(host, port, timeout=2.0):
+    """
+    True when ``host:port`` accepts a TCP connection.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.port_open 172.30.77.12 4567
+    """
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def clustercheck(host, port=9200, timeout=3.0):
+    """
+    Ask a node's clustercheck service: ``{"code", "fields"}``, or None when it does not answer.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.clustercheck 172.30.77.12
+    """
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(b"GET / HTTP/1.0\r\nHost: " + str(host).encode() + b"\r\n\r\n")
+            chunks = []
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError:
+        return None
+    answer = parse_clustercheck(b"".join(chunks))
+    return answer if answer["code"] is not None else None
+
+
+def peer_live(host, clustercheck_port=9200, replication_port=4567):
+    """
+    What a peer shows over the network: ``{"primary": True|False|None, "port_open": bool}``.
+
+    ``primary`` is read from the clustercheck body (``wsrep_cluster_status``); None when the
+    service does not answer or cannot read the server's status.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.peer_live 172.30.77.12
+    """
+    answer = clustercheck(host, clustercheck_port)
+    primary = None
+    if answer is not None:
+        fields = answer["fields"]
+        if "wsrep_cluster_status" in fields:
+            primary = fields["wsrep_cluster_status"] == "Primary"
+        elif fields.get("mysqld") == "down":
+            primary = False
+    return {"primary": primary, "port_open": port_open(host, replication_port),
+            "code": answer["code"] if answer else None}

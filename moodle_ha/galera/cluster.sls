@@ -1,0 +1,38 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Membership: already Synced -> nothing; a Primary peer -> join; none -> the node the
+    galera module's bootstrap_decision picks bootstraps (brand-new: galera:bootstrap_node;
+    after an outage: highest recovered seqno), the others wait and join; unknown -> refuse. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set galera = moodle_ha.galera %}
+{%- set nodes = [] %}
+{%- for node in moodle_ha.nodes.roles.galera %}
+{%-   do nodes.append({"name": node.name, "ip": node.ip}) %}
+{%- endfor %}
+
+include:
+  - .config
+  - .clustercheck
+
+moodle_ha-galera-service-enabled:
+  service.enabled:
+    - name: {{ moodle_ha.services.galera }}
+    - require:
+      - pkg: moodle_ha-galera-package-installed
+
+moodle_ha-galera-cluster-member:
+  galera.cluster_member:
+    - name: {{ moodle_ha.nodes.self.name }}
+    - nodes: {{ nodes | json }}
+    - bootstrap_node: {{ moodle_ha.nodes.bootstrap_node }}
+    - timeout: {{ galera.sync_timeout }}
+    - peer_wait: {{ galera.peer_wait }}
+    - position_max_age: {{ galera.position_max_age }}
+    - force_bootstrap_node: {{ galera.force_bootstrap_node | json }}
+    - service: {{ moodle_ha.services.galera }}
+    - clustercheck_port: {{ galera.clustercheck.port }}
+    - replication_port: {{ galera.replication_port }}
+    - require:
+      - file: moodle_ha-galera-config-file-managed
+      - service: moodle_ha-galera-clustercheck-socket-running

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- The server and wsrep configuration. It carries the SST password: 0640 root:mysql, no
+    diff in the output. A change is NOT applied by restarting a live member (all nodes
+    restarting together would take the cluster down); it takes effect at the next start,
+    and a rolling restart is an operator/orchestrator action, one node at a time. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+
+include:
+  - .package
+
+moodle_ha-galera-config-file-managed:
+  file.managed:
+    - name: {{ moodle_ha.galera.config_file }}
+    - source: salt://{{ tplroot }}/galera/files/60-galera.cnf.jinja
+    - template: jinja
+    - user: root
+    - group: {{ moodle_ha.galera.user }}
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - pkg: moodle_ha-galera-package-installed

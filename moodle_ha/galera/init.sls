@@ -1,0 +1,12 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- MariaDB Galera member: packages, configuration, the :9200 clustercheck, cluster
+    membership (join or a provably safe bootstrap), then accounts and the Moodle database.
+    Apply to every galera node in ONE run (salt -G roles:galera state.apply moodle_ha.galera):
+    with no Primary component the nodes agree through their mine positions. #}
+include:
+  - .package
+  - .config
+  - .clustercheck
+  - .cluster
+  - .users
