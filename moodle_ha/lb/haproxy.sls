@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- HAProxy: package, configuration built from the topology, service.
+    The configuration is checked (`haproxy -c`) before it replaces the old one: a bad value
+    fails this state and the running HAProxy keeps serving the previous configuration.
+    Changes are applied by reload (seamless: new workers take the listeners, old ones finish). #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set haproxy = moodle_ha.lb.haproxy %}
+
+include:
+  - .sysctl
+
+moodle_ha-lb-haproxy-package-installed:
+  pkg.installed:
+    - pkgs: {{ moodle_ha.pkgs.haproxy | json }}
+
+{#- Holds the stats password: not world-readable, never shown in a diff. #}
+moodle_ha-lb-haproxy-config-file-managed:
+  file.managed:
+    - name: {{ haproxy.config_file }}
+    - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
+    - template: jinja
+    - user: root
+    - group: {{ haproxy.group }}
+    - mode: '0640'
+    - show_changes: false
+    - context:
+        tpldir: {{ tpldir }}
+    - check_cmd: {{ haproxy.binary }} -c -q -f
+    - require:
+      - pkg: moodle_ha-lb-haproxy-package-installed
+
+moodle_ha-lb-haproxy-service-running:
+  service.running:
+    - name: {{ moodle_ha.services.haproxy }}
+    - enable: true
+    - reload: true
+    - require:
+      - sysctl: moodle_ha-lb-sysctl-ip-nonlocal-bind-present
+    - watch:
+      - pkg: moodle_ha-lb-haproxy-package-installed
+      - file: moodle_ha-lb-haproxy-config-file-managed
