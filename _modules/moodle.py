@@ -127,9 +127,7 @@ def _run_cli(dirroot, script, args=(), runas="www-data", php=None, timeout=None,
     ret = __salt__["cmd.run_all"](cmd, **kwargs)
     if ret["retcode"] != 0:
         out = _scrub(_tail(ret.get("stderr")) or _tail(ret.get("stdout")), secrets)
-        raise CommandExecutionError(
-            f"{script} exited with {ret['retcode']}: {out}", info={"retcode": ret["retcode"]}
-        )
+        raise CommandExecutionError(f"{script} exited with {ret['retcode']}: {out}")
     return ret
 
 
@@ -339,8 +337,7 @@ def install(
     if ret["retcode"] != 0:
         out = _tail(ret.get("stderr")) or _tail(ret.get("stdout"))
         raise CommandExecutionError(
-            f"install_database.php exited with {ret['retcode']}: {_scrub(out, [adminpass])}",
-            info={"retcode": ret["retcode"]},
+            f"install_database.php exited with {ret['retcode']}: {_scrub(out, [adminpass])}"
         )
     return _scrub(_tail(ret.get("stdout"), 5), [adminpass])
 

@@ -61,6 +61,14 @@ def _install_with_maintenance(name, dataroot, runas, install_kwargs):
         __salt__["file.remove"](flag)
 
 
+def _scrubbed(ret, secrets):
+    """Last line of defence: no secret in the comment, whatever a command printed."""
+    for secret in secrets:
+        if secret:
+            ret["comment"] = ret["comment"].replace(str(secret), "********")
+    return ret
+
+
 def installed(
     name,
     dbhost,
@@ -102,6 +110,19 @@ def installed(
     runas
         The web server's user; Moodle's CLI scripts run as it.
     """
+    return _scrubbed(
+        _installed(
+            name, dbhost, dbport, dbname, dbuser, dbpass, adminpass, prefix, adminuser,
+            adminemail, fullname, shortname, lang, dataroot, runas, php, timeout, purge_caches,
+        ),
+        [dbpass, adminpass],
+    )
+
+
+def _installed(
+    name, dbhost, dbport, dbname, dbuser, dbpass, adminpass, prefix, adminuser, adminemail,
+    fullname, shortname, lang, dataroot, runas, php, timeout, purge_caches,
+):
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     db = {
         "dbhost": dbhost,

@@ -57,7 +57,9 @@ moodle_ha-moodle-code-git-latest:
     0644 (0755 where the archive marks them executable); nothing is writable by the web user. #}
 moodle_ha-moodle-code-permissions-fixed:
   cmd.run:
-    - name: chown -R root:root {{ release_dir }} && chmod -R u=rwX,go=rX {{ release_dir }}
+    - name: >-
+        chown -R root:root {{ release_dir }}
+        && chmod -R u=rwX,go=rX {{ release_dir }}
     - onchanges:
       - {{ code_state }}
 
@@ -78,7 +80,9 @@ moodle_ha-moodle-code-release-activated:
     - name: >-
         ln -sfn {{ code_dir }} {{ m.dirroot }}.moodle_ha-new
         && mv -Tf {{ m.dirroot }}.moodle_ha-new {{ m.dirroot }}
-    - unless: test "$(readlink {{ m.dirroot }})" = "{{ code_dir }}"
+    - unless: >-
+        test "$(readlink {{ m.dirroot }})"
+        = "{{ code_dir }}"
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
       - file: moodle_ha-moodle-config-file-managed

@@ -5,6 +5,9 @@
 
 moodle_ha-web-package-installed:
   pkg.installed:
-    - pkgs: {{ moodle_ha.pkgs.web | json }}
+    - pkgs:
+{%- for pkg in moodle_ha.pkgs.web %}
+      - {{ pkg }}
+{%- endfor %}
     # The moodle execution module and state load only once the php CLI exists.
     - reload_modules: true

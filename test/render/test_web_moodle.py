@@ -1,0 +1,181 @@
+"""The web and moodle layers render from pillar.example: state IDs, primary-only install and
+cron, and the rendered config files (config.php, vhost, PHP ini, cron units)."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+WEB_IDS = {
+    "moodle_ha-web-package-installed",
+    "moodle_ha-web-php-ini-file-managed",
+    "moodle_ha-web-php-ini-enabled",
+    "moodle_ha-web-apache-vhost-file-managed",
+    "moodle_ha-web-apache-site-enabled",
+    "moodle_ha-web-apache-default-site-disabled",
+    "moodle_ha-web-apache-config-checked",
+    "moodle_ha-web-apache-service-running",
+    "moodle_ha-web-apache-module-rewrite-enabled",
+    "moodle_ha-web-apache-module-headers-enabled",
+}
+MOODLE_IDS = {
+    "moodle_ha-moodle-code-archive-extracted",
+    "moodle_ha-moodle-code-permissions-fixed",
+    "moodle_ha-moodle-code-release-activated",
+    "moodle_ha-moodle-config-file-managed",
+    "moodle_ha-moodle-health-page-managed",
+    "moodle_ha-moodle-localcachedir-dir-managed",
+    "moodle_ha-gluster-client-dataroot-mounted",
+    "moodle_ha-moodle-cron-service-file-managed",
+    "moodle_ha-moodle-cron-timer-file-managed",
+}
+
+
+def _template(renderer, path, minion_id="moodle1", **kwargs):
+    code, text = renderer.call(
+        "slsutil.renderer", f"salt://moodle_ha/{path}", "default_renderer=jinja",
+        f"tpldir=moodle_ha/{path.rsplit('/', 2)[0]}", minion_id=minion_id, **kwargs)
+    assert code == 0 and isinstance(text, str), text
+    return text
+
+
+def _arg(state, key):
+    for item in next(v for k, v in state.items() if not k.startswith("__")):
+        if isinstance(item, dict) and key in item:
+            return item[key]
+    return None
+
+
+def test_web_layer_renders_its_states(renderer):
+    out = renderer.show_sls("moodle_ha.web", minion_id="moodle1")
+    assert WEB_IDS <= set(out)
+    vhost = out["moodle_ha-web-apache-vhost-file-managed"]
+    assert "apache2 -t" in _arg(vhost, "check_cmd")
+
+
+def test_moodle_layer_on_primary_installs_and_runs_cron(renderer):
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle1")
+    assert MOODLE_IDS <= set(out)
+    assert "moodle_ha-moodle-install-installed" in out
+    assert "moodle_ha-moodle-cron-timer-running" in out
+    assert "moodle_ha-moodle-cron-timer-dead" not in out
+    install = out["moodle_ha-moodle-install-installed"]
+    assert _arg(install, "dbport") == 3307
+    assert _arg(install, "dbhost") == "172.30.77.100"
+
+
+def test_moodle_layer_on_other_nodes_has_no_install_and_cron_off(renderer):
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle2")
+    assert "moodle_ha-moodle-install-installed" not in out
+    assert "moodle_ha-moodle-cron-timer-running" not in out
+    dead = out["moodle_ha-moodle-cron-timer-dead"]
+    assert _arg(dead, "enable") is False
+
+
+def test_release_dir_is_named_by_archive_digest_and_dirroot_flips_to_it(renderer):
+    digest = "ab" * 32
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle1",
+                            patch={"moodle_ha:moodle:source": {
+                                "type": "archive", "url": "https://example.org/moodle.tgz",
+                                "sha256": digest}})
+    extract = out["moodle_ha-moodle-code-archive-extracted"]
+    assert _arg(extract, "name") == f"/var/www/moodle-releases/{digest[:16]}"
+    assert _arg(extract, "source_hash") == f"sha256={digest}"
+    flip = _arg(out["moodle_ha-moodle-code-release-activated"], "name")
+    assert f"/var/www/moodle-releases/{digest[:16]}/moodle" in flip
+    assert "mv -Tf" in flip
+    config = out["moodle_ha-moodle-config-file-managed"]
+    assert _arg(config, "name") == f"/var/www/moodle-releases/{digest[:16]}/moodle/config.php"
+    assert _arg(config, "mode") == "0640"
+    assert _arg(config, "show_changes") is False
+
+
+def test_git_source_renders_git_latest(renderer):
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle1",
+                            patch={"moodle_ha:moodle:source": {
+                                "type": "git", "url": "https://example.org/moodle.git",
+                                "ref": "MOODLE_501_STABLE"}})
+    git = out["moodle_ha-moodle-code-git-latest"]
+    assert _arg(git, "rev") == "MOODLE_501_STABLE"
+    assert _arg(git, "target") == "/var/www/moodle-releases/git-MOODLE_501_STABLE"
+    assert "moodle_ha-moodle-code-archive-extracted" not in out
+
+
+def test_secrets_stay_out_of_template_contexts(renderer):
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle1")
+    for state_id, state in out.items():
+        if state_id == "moodle_ha-moodle-install-installed":
+            continue
+        assert "example-moodle-db-password" not in str(state), state_id
+        assert "Example-Admin-Password-1" not in str(state), state_id
+
+
+@pytest.fixture(scope="module")
+def config_php(renderer):
+    return _template(renderer, "moodle/files/config.php.jinja")
+
+
+def test_config_php_writes_through_writer_port_and_reads_from_reader_port(config_php):
+    assert config_php.startswith("<?php")
+    assert "$CFG->dbtype    = 'mariadb';" in config_php
+    assert "$CFG->dbhost    = '172.30.77.100';" in config_php
+    assert "'dbport' => 3307," in config_php
+    readonly = config_php[config_php.index("'readonly' => ["):]
+    assert re.search(r"'instance' => \[\s*\[\s*'dbhost' => '172.30.77.100',\s*'dbport' => 3308,",
+                     readonly)
+
+
+def test_config_php_settings_for_the_cluster(config_php):
+    assert "$CFG->wwwroot   = 'http://172.30.77.100';" in config_php
+    assert "$CFG->dataroot  = '/var/moodledata';" in config_php
+    assert "$CFG->session_handler_class = '\\\\core\\\\session\\\\database';" in config_php
+    assert "$CFG->directorypermissions = 02770;" in config_php
+    assert "$CFG->routerconfigured = true;" in config_php
+    assert "$CFG->lock_factory" in config_php  # named in the comment saying why it is not set
+    assert not re.search(r"^\s*\$CFG->lock_factory\s*=", config_php, re.M)
+    last = [line for line in config_php.splitlines() if line.strip() and
+            not line.startswith("//")][-1]
+    assert last == "require_once(__DIR__ . '/lib/setup.php');"
+
+
+def test_config_php_escapes_quotes_and_backslashes_in_the_password(renderer):
+    text = _template(renderer, "moodle/files/config.php.jinja",
+                     patch={"moodle_ha:secrets:moodle_db_password": "a'b\\c$d"})
+    assert "$CFG->dbpass    = 'a\\'b\\\\c$d';" in text
+
+
+@pytest.mark.skipif(not shutil.which("php"), reason="php CLI not installed")
+def test_config_php_is_valid_php(config_php, tmp_path):
+    path = tmp_path / "config.php"
+    path.write_text(config_php)
+    subprocess.run(["php", "-l", str(path)], check=True, capture_output=True)
+
+
+def test_vhost_serves_public_with_router_fallback_and_denies_dataroot(renderer):
+    text = _template(renderer, "web/files/moodle.conf.jinja")
+    assert "ServerName 172.30.77.100" in text
+    public = text[text.index("<IfFile /var/www/moodle/public>"):text.index("</IfFile>")]
+    assert "DocumentRoot /var/www/moodle/public" in public
+    assert "FallbackResource /r.php" in public
+    assert "AcceptPathInfo On" in public
+    legacy = text[text.index("<IfFile !/var/www/moodle/public>"):]
+    assert "DocumentRoot /var/www/moodle\n" in legacy
+    assert re.search(r"<Directory /var/moodledata>\s*Require all denied", text)
+
+
+def test_php_ini_carries_moodle_requirements(renderer):
+    text = _template(renderer, "web/files/moodle.ini.jinja")
+    assert "; priority=90" in text
+    values = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert int(values["max_input_vars"]) >= 5000
+    assert values["memory_limit"] == "256M"
+    assert values["opcache.enable"] == "1"
+
+
+def test_cron_unit_runs_once_as_web_user(renderer):
+    text = _template(renderer, "moodle/files/moodle_ha-cron.service.jinja")
+    assert "User=www-data" in text
+    assert ("ExecStart=/usr/bin/php8.2 /var/www/moodle/admin/cli/cron.php --keep-alive=0"
+            in text)
+    assert "Type=oneshot" in text
