@@ -62,10 +62,12 @@ def test_hosts_reach_each_other_and_the_apt_proxy(lab, host_exec):
     assert proxy.returncode == 0, proxy.stderr
 
 
-def test_kill_powers_the_host_off_and_start_boots_it_again(lab, salt):
+def test_kill_powers_the_host_off_and_start_boots_it_again_on_the_same_disk(lab, salt, host_exec):
     ip = lab.hosts[VICTIM]["ip"]
     nspawn = lab.nspawn_pid(VICTIM)
     assert nspawn and lab.container_pids(VICTIM)
+    marker = f"/root/lab-marker-{time.time_ns()}"
+    assert host_exec(VICTIM, ["touch", marker]).returncode == 0
     lab.run("kill", VICTIM)
     try:
         assert not host_ping(ip)
@@ -76,6 +78,7 @@ def test_kill_powers_the_host_off_and_start_boots_it_again(lab, salt):
     assert lab.nspawn_pid(VICTIM) != nspawn
     assert host_ping(ip)
     assert salt(VICTIM, "test.ping") == {VICTIM: True}
+    assert host_exec(VICTIM, ["rm", marker]).returncode == 0
 
 
 def test_stop_powers_off_gracefully_and_start_brings_the_minion_back(lab, salt):

@@ -34,7 +34,13 @@ LAB_DIR = Path(os.environ.get("MOODLE_HA_LAB_DIR", REPO / ".lab")).resolve()
 CACHE_DIR = Path(os.environ.get("MOODLE_HA_LAB_CACHE", "/var/cache/moodle_ha-lab"))
 BRIDGE = os.environ.get("MOODLE_HA_LAB_BRIDGE", "mhalab0")
 CGROUP_NAME = "moodle_ha-lab"
-CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+# Each host's nspawn gets its own cgroup in the named systemd (v1) and the unified (v2)
+# hierarchy of a hybrid host; on a pure v2 host the root is the unified hierarchy.
+CGROUP_ROOTS = (
+    [Path("/sys/fs/cgroup")]
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    else [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+)
 ACNG_PORT = 3142
 MINION_TIMEOUT = 240
 HOST_PACKAGES = {
@@ -297,7 +303,6 @@ def acng_start(topo: dict, state: dict) -> None:
         "Remap-secdeb: security.debian.org security.debian.org/debian-security "
         f"deb.debian.org/debian-security /debian-security ; {sec_host}\n"
         "ExThreshold: 4\n"
-        "PassThroughPattern: .*\n"
         "VerboseLog: 1\n"
     )
     out = open(LOG_DIR / "apt-cacher-ng.log", "ab")
@@ -806,7 +811,8 @@ def cmd_start(args) -> int:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-    prepare_upper(args.host, topo["hosts"][args.host], topo)
+    if not host_upper(args.host).exists():
+        prepare_upper(args.host, topo["hosts"][args.host], topo)
     boot_host(args.host, Path(state["rootfs"]), state)
     state["hosts"][args.host]["leader"] = wait_leader(args.host, state)
     save_state(state)
