@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 {#- keepalived: package, the unprivileged user its check script runs as, configuration
-    (checked with `keepalived -t` before it replaces the old one), service (reload = SIGHUP,
+    (checked with `keepalived --config-test` before it replaces the old one), service (reload = SIGHUP,
     the VIP stays up). The VIP interface is lb:keepalived:interface, or the interface that
     carries this host's topology IP (grain ip4_interfaces). #}
 {%- set tplroot = tpldir.split("/")[0] %}
@@ -29,6 +29,18 @@ include:
 moodle_ha-lb-keepalived-package-installed:
   pkg.installed:
     - pkgs: {{ moodle_ha.pkgs.keepalived | json }}
+
+{#- `keepalived -t` with a wrapper for the 2.2.7 bug described in the script. #}
+moodle_ha-lb-keepalived-config-test-file-managed:
+  file.managed:
+    - name: {{ ka.config_test }}
+    - source: salt://{{ tpldir }}/files/moodle_ha-keepalived-config-test.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0755'
+    - context:
+        binary: {{ ka.binary }}
 
 {#- enable_script_security: the check script never runs as root. #}
 moodle_ha-lb-keepalived-script-user-present:
@@ -68,10 +80,11 @@ moodle_ha-lb-keepalived-config-file-managed:
     - context:
         tpldir: {{ tpldir }}
         interface: {{ found[0] }}
-    - check_cmd: {{ ka.binary }} -t -f
+    - check_cmd: {{ ka.config_test }}
     - require:
       - pkg: moodle_ha-lb-keepalived-package-installed
       - user: moodle_ha-lb-keepalived-script-user-present
+      - file: moodle_ha-lb-keepalived-config-test-file-managed
 {%- endif %}
 
 {#- Starts after HAProxy so the VIP is never claimed by a host whose HAProxy is not up. #}

@@ -75,7 +75,8 @@ def test_lb_sls_has_the_layer_states_and_no_secret_in_state_data(renderer):
 
 @pytest.mark.parametrize("state_id, checker", [
     ("moodle_ha-lb-haproxy-config-file-managed", "/usr/sbin/haproxy -c"),
-    ("moodle_ha-lb-keepalived-config-file-managed", "/usr/sbin/keepalived -t"),
+    ("moodle_ha-lb-keepalived-config-file-managed",
+     "/usr/local/sbin/moodle_ha-keepalived-config-test"),
 ])
 def test_config_files_are_checked_private_and_never_diffed(renderer, state_id, checker):
     out = renderer.show_sls("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"])
@@ -257,3 +258,8 @@ def test_weighted_check_without_preemption_rejected(renderer):
     text = renderer.render_error("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"],
                                  patch={"moodle_ha:lb:keepalived:track_weight": 60})
     assert "moodle_ha:lb:keepalived:track_weight: must be 0 with preempt false" in text
+
+
+def test_keepalived_checks_the_haproxy_service(renderer, tmp_path):
+    conf = _keepalived(renderer, tmp_path, "lb1")
+    assert 'script "/usr/bin/systemctl is-active --quiet haproxy"' in conf
