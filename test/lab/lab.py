@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = Path(os.environ.get("MOODLE_HA_LAB_DIR", REPO / ".lab")).resolve()
 CACHE_DIR = Path(os.environ.get("MOODLE_HA_LAB_CACHE", "/var/cache/moodle_ha-lab"))
 BRIDGE = os.environ.get("MOODLE_HA_LAB_BRIDGE", "mhalab0")
-CGROUP_NAME = "moodle_ha-lab"
+CGROUP_NAME = os.environ.get("MOODLE_HA_LAB_CGROUP", "moodle_ha-lab")
 # Each host's nspawn gets its own cgroup in the named systemd (v1) and the unified (v2)
 # hierarchy of a hybrid host; on a pure v2 host the root is the unified hierarchy.
 CGROUP_ROOTS = (
@@ -166,9 +166,10 @@ def kill_tracked(
         wait_dead(pid, 5)
 
 
-def load_state() -> dict:
-    if STATE_FILE.exists():
-        return json.loads(STATE_FILE.read_text())
+def load_state(lab_dir: Path = LAB_DIR) -> dict:
+    path = lab_dir / STATE_FILE.name
+    if path.exists():
+        return json.loads(path.read_text())
     return {}
 
 
@@ -315,16 +316,22 @@ def acng_start(topo: dict, state: dict) -> None:
     )
     state["acng_pid"] = proc.pid
     save_state(state)
-    wait_port(topo["gateway"], ACNG_PORT, 20, "apt-cacher-ng")
+    wait_port(topo["gateway"], ACNG_PORT, 20, "apt-cacher-ng", proc)
 
 
-def wait_port(host: str, port: int, timeout: float, what: str) -> None:
+def wait_port(host: str, port: int, timeout: float, what: str, proc: subprocess.Popen) -> None:
+    """Wait until proc listens on host:port (and is still alive: not someone else's port)."""
     import socket
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}; see {LOG_DIR}")
         try:
             with socket.create_connection((host, port), timeout=1):
+                time.sleep(0.5)
+                if proc.poll() is not None:
+                    raise SystemExit(f"{what} exited with {proc.returncode}; see {LOG_DIR}")
                 return
         except OSError:
             time.sleep(0.3)
@@ -344,9 +351,7 @@ def master_config(topo: dict) -> None:
         "auto_accept": True,
         "file_roots": {"base": [str(REPO), str(SRV_DIR)]},
         "pillar_roots": {"base": [str(PILLAR_DIR)]},
-        "log_file": str(LOG_DIR / "salt-master.log"),
         "log_level_logfile": "info",
-        "key_logfile": str(LOG_DIR / "salt-key.log"),
         "timeout": 30,
         "gather_job_timeout": 15,
         "worker_threads": 4,
@@ -417,7 +422,7 @@ def master_start(topo: dict, state: dict) -> None:
     )
     state["master_pid"] = proc.pid
     save_state(state)
-    wait_port(topo["gateway"], 4506, 60, "salt-master")
+    wait_port(topo["gateway"], 4506, 60, "salt-master", proc)
 
 
 # --------------------------------------------------------------------------- hosts
@@ -644,9 +649,15 @@ def cmd_up(args) -> int:
         raise SystemExit(
             f"the lab is already up ({LAB_DIR}); `lab.py down` first, or `up --replace`"
         )
+    others = running_lab_dirs() - {LAB_DIR}
+    if others and not args.replace:
+        raise SystemExit(
+            f"a lab from {', '.join(map(str, sorted(others)))} is running on this machine; "
+            "`lab.py down` there first, or `up --replace`"
+        )
     if STATE_FILE.exists() or bridge_exists() or any(d.exists() for d in cgroup_dirs()):
         with Step("clean stale lab state"):
-            teardown()
+            teardown(others)
     rootfs = base_image()
     for d in (LAB_DIR, LOG_DIR, HOSTS_DIR, SRV_DIR, PILLAR_DIR):
         d.mkdir(parents=True, exist_ok=True)
@@ -690,36 +701,59 @@ def lab_running(state: dict) -> bool:
     return any(leader_pid(h, state) for h in state.get("hosts", {}))
 
 
-def teardown() -> None:
-    state = load_state()
+def running_lab_dirs() -> set[Path]:
+    """Lab dirs of the hosts running in the lab cgroups, from their nspawn command lines."""
+    dirs: set[Path] = set()
+    for base in cgroup_dirs():
+        for pid in cgroup_pids(base):
+            for arg in pid_cmdline(pid).split():
+                if arg.startswith("--overlay=") and arg.endswith("/upper:/"):
+                    dirs.add(Path(arg.split(":")[1]).parents[2])
+    return dirs
+
+
+def stop_lab_processes(lab_dir: Path) -> None:
+    """Power off the hosts, stop salt-master and apt-cacher-ng recorded in lab_dir's state."""
+    state = load_state(lab_dir)
     hosts = list(state.get("hosts", {}))
     for host in hosts:
-        pid = state["hosts"][host].get("pid")
         leader = leader_pid(host, state)
         if leader:
             try:
-                os.kill(leader, signal.SIGRTMIN + 4)
+                os.kill(leader, signal.SIGRTMIN + 4)  # poweroff, all hosts at once
             except ProcessLookupError:
                 pass
-        state["hosts"][host]["_stopping"] = pid
     for host in hosts:
         pid = state["hosts"][host].get("pid")
         if pid and not wait_dead(pid, 20):
             stop_host(host, state, graceful=False)
     kill_tracked(state.get("master_pid"), "salt-master", group=True)
     kill_tracked(state.get("acng_pid"), "apt-cacher-ng")
+
+
+def teardown(extra_dirs: set[Path] | None = None) -> None:
+    dirs = [LAB_DIR, *sorted(extra_dirs or ())]
+    for lab_dir in dirs:
+        stop_lab_processes(lab_dir)
     remove_cgroups()
     bridge_down()
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for mnt in sorted((m for m in mounts if m.startswith(str(LAB_DIR))), reverse=True):
-        run(["umount", "-l", mnt], check=False)
-    if LAB_DIR.exists():
-        shutil.rmtree(LAB_DIR)
+    for lab_dir in dirs:
+        for mnt in sorted((m for m in mounts if m.startswith(str(lab_dir))), reverse=True):
+            run(["umount", "-l", mnt], check=False)
+        if lab_dir.exists():
+            shutil.rmtree(lab_dir)
 
 
 def cmd_down(args) -> int:
+    others = running_lab_dirs() - {LAB_DIR}
+    if others and not args.force:
+        raise SystemExit(
+            f"the running lab belongs to {', '.join(map(str, sorted(others)))}, not {LAB_DIR}; "
+            "run `down` there (MOODLE_HA_LAB_DIR), or `down --force`"
+        )
     with Step("lab down"):
-        teardown()
+        teardown(others)
     return 0
 
 
@@ -862,6 +896,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace", action="store_true", help="tear down a running lab first")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop everything and remove the lab dir")
+    p.add_argument("--force", action="store_true", help="also a lab started from another dir")
     p.set_defaults(func=cmd_down)
     sub.add_parser("status", help="hosts, pids, links, minion ping").set_defaults(func=cmd_status)
     p = sub.add_parser("deploy", help="sync_all + state.orchestrate moodle_ha.orch")
