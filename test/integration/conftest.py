@@ -4,6 +4,7 @@ Session fixtures for the lab suite (marker `lab`).
 `lab` brings the five-host lab up once per session and takes it down at the end, even when
 tests fail. MOODLE_HA_LAB_REUSE=1 uses a lab that is already up (and leaves it up: it is not
 this session's); MOODLE_HA_LAB_KEEP=1 leaves a lab this session brought up running.
+Under CI (CI=true) a lab left running by anyone else on the machine is replaced.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def lab():
             "a lab is already up: set MOODLE_HA_LAB_REUSE=1 to test it, or `lab.py down` first"
         )
     try:
-        proc = lab_cmd("up", timeout=1800)
+        # CI owns the whole machine: a lab left running by an earlier session is stale there.
+        replace = ["--replace"] if os.environ.get("CI") == "true" else []
+        proc = lab_cmd("up", *replace, timeout=1800)
         sys.stdout.write(proc.stdout)
         if proc.returncode != 0:
             pytest.fail(f"lab.py up failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
