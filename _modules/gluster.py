@@ -28,6 +28,8 @@ LOCK_MESSAGES = ("Another transaction is in progress", "Locking failed on", "loc
 LOCK_ATTEMPTS = 5
 LOCK_RETRY_DELAY = 2
 
+DEFAULT_MARK = "(DEFAULT)"
+
 
 def __virtual__():
     if shutil.which(GLUSTER):
@@ -87,6 +89,16 @@ def _run(*args, attempts=LOCK_ATTEMPTS):
                 raise
             log.info("gluster: %s; retrying in %s s", exc, LOCK_RETRY_DELAY)
             time.sleep(LOCK_RETRY_DELAY)
+
+
+def _run_text(*args):
+    """Run ``gluster --mode=script ARGS`` for commands without an XML answer; return stdout."""
+    cmd = [GLUSTER, "--mode=script", *[str(a) for a in args]]
+    res = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+    if res.get("retcode") != 0:
+        detail = (res.get("stderr") or "").strip() or (res.get("stdout") or "").strip()
+        raise CommandExecutionError(f"gluster {' '.join(cmd[2:])}: {detail}")
+    return (res.get("stdout") or "").strip()
 
 
 # ------------------------------------------------------------------------------------- parsers
@@ -178,12 +190,26 @@ def parse_heal_info(root):
 
 
 def parse_volume_get(root):
-    """``volGetopts`` element tree -> ``{option: value}``."""
+    """``volGetopts`` element tree -> ``{option: value}`` (without gluster's "(DEFAULT)" mark).
+
+    An option reported twice with different values maps to the list of its values.
+    """
     opts = {}
     for opt in root.findall("./volGetopts/Opt"):
         key = _text(opt, "Option")
-        if key is not None:
-            opts[key] = _text(opt, "Value", "")
+        if key is None:
+            continue
+        value = _text(opt, "Value", "")
+        # gluster 10 marks values nobody set: "42 (DEFAULT)".
+        if value.endswith(DEFAULT_MARK):
+            value = value[: -len(DEFAULT_MARK)].rstrip()
+        # Some keys belong to two translators (performance.cache-size: io-cache 32MB and
+        # quick-read 128MB by default); keep every distinct value then.
+        if key in opts and opts[key] != value:
+            previous = opts[key] if isinstance(opts[key], list) else [opts[key]]
+            opts[key] = previous + [value] if value not in previous else previous
+        else:
+            opts[key] = value
     return opts
 
 
@@ -400,7 +426,8 @@ def volume_heal(name, full=False):
     args = ["volume", "heal", name]
     if full:
         args.append("full")
-    _run(*args)
+    # gluster 10.3 answers "heal ... full" in plain text even with --xml.
+    _run_text(*args)
     return True
 
 
@@ -428,7 +455,7 @@ def option_value(value):
 def option_equal(current, wanted):
     """
     Compare an option value as gluster reports it with a wanted one (booleans by meaning,
-    the rest as case-insensitive strings).
+    the rest as case-insensitive strings; a list of values must all match).
 
     CLI Example:
 
@@ -438,6 +465,8 @@ def option_equal(current, wanted):
     """
     if current is None:
         return False
+    if isinstance(current, list):
+        return bool(current) and all(option_equal(value, wanted) for value in current)
     cur = str(current).strip().lower()
     want = option_value(wanted).strip().lower()
     if cur == want:

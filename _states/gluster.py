@@ -137,16 +137,15 @@ def peered(name, timeout=120, interval=2):
     deadline = start + float(timeout)
     probed, last_error = False, None
     while True:
-        try:
-            peer = _find_peer(name, __salt__["gluster.peer_status"]())
-            if peer is None:
+        if _in_cluster(peer):
+            break
+        if peer is None:
+            try:
                 __salt__["gluster.peer_probe"](name)
                 probed, last_error = True, None
-            elif _in_cluster(peer):
-                break
-        except CommandExecutionError as exc:
-            # The peer's glusterd may still be starting: keep probing until the deadline.
-            last_error = str(exc)
+            except CommandExecutionError as exc:
+                # The peer's glusterd may still be starting: keep probing until the deadline.
+                last_error = str(exc)
         if time.monotonic() >= deadline:
             detail = f"; last error: {last_error}" if last_error else ""
             ret.update(
@@ -158,6 +157,10 @@ def peered(name, timeout=120, interval=2):
                 ret["changes"] = {"peer": {"old": old, "new": _describe(peer)}}
             return ret
         time.sleep(interval)
+        try:
+            peer = _find_peer(name, __salt__["gluster.peer_status"]())
+        except CommandExecutionError as exc:
+            last_error = str(exc)
     waited = time.monotonic() - start
     ret["changes"] = {"peer": {"old": old, "new": _describe(peer)}}
     ret["comment"] = f"{name} joined the pool in {waited:.1f} s" + (

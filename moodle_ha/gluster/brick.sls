@@ -35,10 +35,10 @@ moodle_ha-gluster-brick-device-mounted:
       - file: moodle_ha-gluster-brick-directory-managed
 {%- endif %}
 
+{#- Only its existence: once in the volume, the brick root carries the volume root's owner and
+    mode (set through the mount by moodle_ha.gluster.client); managing them here would fight
+    that and write to the brick behind gluster's back. #}
 moodle_ha-gluster-brick-directory-managed:
   file.directory:
     - name: {{ brick_dir }}
-    - user: root
-    - group: root
-    - mode: '0755'
     - makedirs: true

@@ -36,6 +36,9 @@ moodle_ha-gluster-client-dataroot-mounted:
     - opts: {{ opts | join(",") }}
     - mkmnt: true
     - persist: true
+    # Not shown in /proc/mounts; Salt lists it as a plain option, so without this every run
+    # would unmount and remount the dataroot.
+    - extra_mount_invisible_keys: [backup-volfile-servers]
     - require:
       - pkg: moodle_ha-gluster-client-package-installed
 

@@ -22,7 +22,10 @@ include:
 moodle_ha-gluster-volume-present:
   gluster.volume_present:
     - name: {{ g.volume }}
-    - bricks: {{ bricks | json }}
+    - bricks:
+{%-   for brick in bricks %}
+      - {{ brick }}
+{%-   endfor %}
     - replica: {{ moodle_ha.nodes.replica }}
     - force: {{ g.force | json }}
     # Started below, after the options, so the first client sees the final volume graph.
@@ -34,7 +37,10 @@ moodle_ha-gluster-volume-present:
 moodle_ha-gluster-volume-options-set:
   gluster.volume_options:
     - name: {{ g.volume }}
-    - options: {{ g.options | json }}
+    - options:
+{%-   for key, value in g.options | dictsort %}
+        {{ key }}: {{ value | json }}
+{%-   endfor %}
     - require:
       - gluster: moodle_ha-gluster-volume-present
 

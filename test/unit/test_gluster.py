@@ -1,0 +1,551 @@
+"""Unit tests for _modules/gluster.py and _states/gluster.py.
+
+The gluster CLI is replaced by FakeCli, which answers each ``gluster --mode=script --xml ...``
+command with answers recorded from gluster 10.3 in the lab (test/data/gluster/, the file names
+say which host and situation they come from). The states run on the real module functions, so
+every state test also goes through the XML parsers.
+"""
+
+import importlib.util
+
+import pytest
+import yaml
+from salt.exceptions import CommandExecutionError
+
+from render.renderlib import REPO
+
+DATA = REPO / "test" / "data" / "gluster"
+BRICK = "/srv/gluster/moodledata"
+IPS = ["172.30.77.11", "172.30.77.12", "172.30.77.13"]
+BRICKS = [f"{ip}:{BRICK}" for ip in IPS]
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def xml(stem):
+    """The one recorded answer named ``<stem>.<gluster version>-<where recorded>.xml|txt``."""
+    found = sorted(DATA.glob(f"{stem}.*"))
+    assert len(found) == 1, f"expected one recorded answer for {stem}, found {found}"
+    return found[0].read_text()
+
+
+class FakeCli:
+    """cmd.run_all stand-in: answers gluster commands from queues of recorded XML.
+
+    ``answers`` maps the words after ``gluster --mode=script [--xml]`` to one answer or a list
+    of answers given in turn (the last one repeats). Every command is kept in ``calls``.
+    """
+
+    def __init__(self, answers):
+        self.answers = {
+            key: list(value) if isinstance(value, list) else [value]
+            for key, value in answers.items()
+        }
+        self.calls = []
+
+    def __call__(self, cmd, python_shell=None, ignore_retcode=None, **kwargs):
+        assert isinstance(cmd, list), "commands are argument lists"
+        assert python_shell is False
+        assert cmd[:2] == ["gluster", "--mode=script"]
+        words = " ".join(cmd[3:] if cmd[2] == "--xml" else cmd[2:])
+        self.calls.append(words)
+        if words not in self.answers:
+            raise AssertionError(f"unexpected gluster command: {words}")
+        queue = self.answers[words]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return {"retcode": 0, "stdout": answer, "stderr": ""}
+
+    def ran(self, prefix):
+        return [c for c in self.calls if c.startswith(prefix)]
+
+
+@pytest.fixture
+def mod():
+    module = _load("_modules/gluster.py", "gluster_module_under_test")
+    module.__salt__ = {}
+    module.LOCK_RETRY_DELAY = 0
+    return module
+
+
+@pytest.fixture
+def clock():
+    """A fake clock for the states: sleep() advances monotonic() instead of waiting."""
+
+    class Clock:
+        now = 1000.0
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += seconds
+
+    return Clock()
+
+
+@pytest.fixture
+def make_state(mod, clock):
+    """Build the state module on top of the real execution module driven by a FakeCli."""
+
+    def build(answers, test=False, minion=("moodle1", "172.30.77.11"), resolve=None):
+        cli = FakeCli(answers)
+        mod.__salt__ = {"cmd.run_all": cli}
+        state = _load("_states/gluster.py", "gluster_state_under_test")
+        functions = {
+            f"gluster.{name}": getattr(mod, name)
+            for name in dir(mod)
+            if not name.startswith("_") and callable(getattr(mod, name))
+        }
+        functions["network.ip_addrs"] = lambda: [minion[1]]
+        functions["network.ip_addrs6"] = lambda: []
+        state.__salt__ = functions
+        state.__opts__ = {"test": test}
+        state.__grains__ = {"id": minion[0], "host": minion[0], "fqdn": minion[0]}
+        state.time = clock
+        # No real resolver: IPs resolve to themselves, names through ``resolve``.
+        state._addresses = resolve or (lambda name: {name} if name[0].isdigit() else set())
+        return state, cli
+
+    return build
+
+
+# ------------------------------------------------------------------------ module: parsers
+
+
+def test_peer_status_lists_peers_with_connection_and_state(mod):
+    peers = mod.parse_peers(mod._parse(xml("peer_status-2peers-in-cluster")))
+    assert [p["hostname"] for p in peers] == IPS[1:]
+    for peer in peers:
+        assert peer["connected"] is True
+        assert peer["state"] == mod.PEER_IN_CLUSTER
+        assert peer["state_str"] == "Peer in Cluster"
+        assert len(peer["uuid"]) == 36
+
+
+def test_peer_status_of_a_lone_node_is_empty(mod):
+    assert mod.parse_peers(mod._parse(xml("peer_status-empty"))) == []
+
+
+def test_peer_status_shows_a_peer_with_glusterd_down_as_disconnected(mod):
+    peers = mod.parse_peers(mod._parse(xml("peer_status-moodle3-disconnected")))
+    by_name = {p["hostname"]: p for p in peers}
+    assert by_name["172.30.77.13"]["connected"] is False
+    assert by_name["172.30.77.13"]["state_str"] == "Peer in Cluster"
+    assert by_name["172.30.77.12"]["connected"] is True
+
+
+def test_the_probing_node_is_known_to_the_others_by_its_resolved_name(mod):
+    # moodle1 probed the others by IP; they recorded moodle1 under its /etc/hosts name.
+    peers = mod.parse_peers(mod._parse(xml("peer_status-from-moodle2")))
+    assert [p["hostname"] for p in peers] == ["moodle1.moodle-ha.internal", "172.30.77.13"]
+
+
+def test_pool_list_includes_this_node_as_localhost(mod):
+    pool = mod.parse_peers(mod._parse(xml("pool_list-3nodes")))
+    assert "localhost" in [p["hostname"] for p in pool]
+    assert len(pool) == 3
+    assert all(p["connected"] for p in pool)
+
+
+def test_volume_info_gives_status_type_replica_bricks_and_options(mod):
+    vols = mod.parse_volume_info(mod._parse(xml("volume_info-moodledata-started")))
+    vol = vols["moodledata"]
+    assert vol["status"] == "Started"
+    assert vol["type"] == "Replicate"
+    assert vol["replica"] == 3
+    assert vol["bricks"] == BRICKS
+    assert vol["options"]["network.ping-timeout"] == "5"
+    assert vol["transport"] == "tcp"
+
+
+def test_volume_info_with_no_volume_is_empty(mod):
+    assert mod.parse_volume_info(mod._parse(xml("volume_info-none"))) == {}
+
+
+def test_volume_info_of_an_absent_volume_is_empty_not_an_error(mod):
+    mod.__salt__ = {"cmd.run_all": FakeCli({"volume info": xml("volume_info-none")})}
+    assert mod.volume_info("moodledata") == {}
+
+
+def test_gluster_error_raises_with_its_error_string(mod):
+    with pytest.raises(CommandExecutionError, match="Volume moodledata does not exist"):
+        mod._parse(xml("volume_status-absent"), ["volume", "status", "moodledata"])
+
+
+def test_failed_probe_raises_with_the_reason(mod):
+    mod.__salt__ = {
+        "cmd.run_all": FakeCli({"peer probe 172.30.77.99": xml("peer_probe-unreachable")})
+    }
+    with pytest.raises(CommandExecutionError, match="Transport endpoint is not connected"):
+        mod.peer_probe("172.30.77.99")
+
+
+def test_non_xml_answer_raises_with_stderr(mod):
+    def run_all(cmd, **kwargs):
+        return {"retcode": 1, "stdout": "", "stderr": "Connection failed. Is glusterd running?"}
+
+    mod.__salt__ = {"cmd.run_all": run_all}
+    with pytest.raises(CommandExecutionError, match="Is glusterd running"):
+        mod.peer_status()
+
+
+def test_lock_collision_is_retried_then_succeeds(mod):
+    busy = (
+        '<?xml version="1.0"?><cliOutput><opRet>-1</opRet><opErrno>30802</opErrno>'
+        "<opErrstr>Another transaction is in progress for moodledata. Please try again after"
+        " some time.</opErrstr></cliOutput>"
+    )
+    cli = FakeCli({"volume set moodledata network.ping-timeout 5": [busy, xml("volume_set-ok")]})
+    mod.__salt__ = {"cmd.run_all": cli}
+    assert mod.volume_set("moodledata", "network.ping-timeout", 5) is True
+    assert len(cli.calls) == 2
+
+
+def test_volume_status_reports_each_brick_online(mod):
+    status = mod.parse_volume_status(mod._parse(xml("volume_status-moodledata-started")))
+    bricks = status["moodledata"]["bricks"]
+    assert sorted(bricks) == BRICKS
+    assert all(b["online"] and b["pid"] for b in bricks.values())
+
+
+def test_volume_status_shows_a_dead_brick_offline(mod):
+    status = mod.parse_volume_status(mod._parse(xml("volume_status-moodledata-brick3-killed")))
+    bricks = status["moodledata"]["bricks"]
+    assert bricks[BRICKS[2]]["online"] is False
+    assert bricks[BRICKS[0]]["online"] is True
+
+
+def test_heal_info_counts_entries_per_brick(mod):
+    heal = mod.parse_heal_info(mod._parse(xml("heal_info-moodledata-brick3-killed")))
+    assert sorted(heal) == BRICKS
+    assert heal[BRICKS[2]]["entries"] is None
+    assert heal[BRICKS[2]]["status"] != "Connected"
+    assert heal[BRICKS[0]]["entries"] > 0
+
+
+def test_heal_info_of_a_healthy_volume_is_all_zero(mod):
+    heal = mod.parse_heal_info(mod._parse(xml("heal_info-moodledata-healthy")))
+    assert {b["entries"] for b in heal.values()} == {0}
+    assert {b["status"] for b in heal.values()} == {"Connected"}
+
+
+def test_volume_get_all_gives_effective_values_without_the_default_mark(mod):
+    opts = mod.parse_volume_get(mod._parse(xml("volume_get-moodledata-all")))
+    assert opts["network.ping-timeout"] == "5"
+    assert opts["cluster.self-heal-daemon"] == "on"
+    assert len(opts) > 300
+    defaults = mod.parse_volume_get(mod._parse(xml("volume_get-scratch-defaults")))
+    assert defaults["network.ping-timeout"] == "42"
+
+
+def test_volume_get_keeps_both_values_of_an_option_two_translators_share(mod):
+    defaults = mod.parse_volume_get(mod._parse(xml("volume_get-scratch-defaults")))
+    assert defaults["performance.cache-size"] == ["32MB", "128MB"]
+    assert mod.option_equal(defaults["performance.cache-size"], "128MB") is False
+
+
+def test_volume_create_builds_the_command_with_replica_and_force(mod):
+    cli = FakeCli(
+        {
+            f"volume create moodledata replica 3 transport tcp {' '.join(BRICKS)} force": xml(
+                "volume_create-ok"
+            )
+        }
+    )
+    mod.__salt__ = {"cmd.run_all": cli}
+    assert mod.volume_create("moodledata", BRICKS, replica=3, force=True) is True
+
+
+def test_brick_without_absolute_path_is_refused_before_running(mod):
+    cli = FakeCli({})
+    mod.__salt__ = {"cmd.run_all": cli}
+    with pytest.raises(CommandExecutionError, match="HOST:/PATH"):
+        mod.add_brick("moodledata", ["172.30.77.14:srv/gluster"], replica=4)
+    assert cli.calls == []
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "equal"),
+    [
+        ("on", True, True),
+        ("enable", "on", True),
+        ("off", "on", False),
+        ("5", 5, True),
+        ("42", "5", False),
+        ("128MB", "128mb", True),
+        (None, "on", False),
+        (["128MB", "128MB"], "128MB", True),
+        (["32MB", "128MB"], "128MB", False),
+    ],
+)
+def test_option_values_compare_by_meaning(mod, current, wanted, equal):
+    assert mod.option_equal(current, wanted) is equal
+
+
+# ------------------------------------------------------------------------ state: peered
+
+
+def test_peered_skips_this_node(make_state):
+    state, cli = make_state({})
+    ret = state.peered("172.30.77.11")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert cli.calls == []
+
+
+def test_peered_is_a_noop_when_the_peer_is_in_cluster(make_state):
+    state, cli = make_state({"peer status": xml("peer_status-2peers-in-cluster")})
+    ret = state.peered("172.30.77.12")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert cli.ran("peer probe") == []
+
+
+def test_peered_probes_then_waits_until_connected_in_cluster(make_state, clock):
+    state, cli = make_state(
+        {
+            "peer status": [
+                xml("peer_status-empty"),
+                xml("peer_status-moodle3-disconnected"),
+                xml("peer_status-moodle3-disconnected"),
+                xml("peer_status-2peers-in-cluster"),
+            ],
+            "peer probe 172.30.77.13": xml("peer_probe-member-again"),
+        }
+    )
+    start = clock.now
+    ret = state.peered("172.30.77.13", timeout=60)
+    assert ret["result"] is True, ret["comment"]
+    assert cli.ran("peer probe") == ["peer probe 172.30.77.13"]
+    assert ret["changes"]["peer"] == {
+        "old": "not in the pool",
+        "new": "Peer in Cluster (Connected)",
+    }
+    # It polled past the disconnected answers instead of returning right after the probe.
+    assert len(cli.ran("peer status")) == 4
+    assert clock.now > start
+
+
+def test_peered_keeps_probing_while_the_peer_glusterd_is_down(make_state):
+    state, cli = make_state(
+        {
+            "peer status": [
+                xml("peer_status-empty"),
+                xml("peer_status-empty"),
+                xml("peer_status-2peers-in-cluster"),
+            ],
+            "peer probe 172.30.77.13": [
+                xml("peer_probe-unreachable"),
+                xml("peer_probe-member-again"),
+            ],
+        }
+    )
+    ret = state.peered("172.30.77.13", timeout=60)
+    assert ret["result"] is True, ret["comment"]
+    assert len(cli.ran("peer probe")) == 2
+
+
+def test_peered_fails_after_timeout_naming_the_last_state(make_state):
+    state, cli = make_state({"peer status": xml("peer_status-moodle3-disconnected")})
+    ret = state.peered("172.30.77.13", timeout=10)
+    assert ret["result"] is False
+    assert "after 10 s" in ret["comment"] and "Disconnected" in ret["comment"]
+    # Already in the pool: waiting, never probing again.
+    assert cli.ran("peer probe") == []
+
+
+def test_peered_finds_a_peer_recorded_under_its_host_name(make_state):
+    hosts = {"moodle1.moodle-ha.internal": {"172.30.77.11"}}
+    state, cli = make_state(
+        {"peer status": xml("peer_status-from-moodle2")},
+        minion=("moodle2", "172.30.77.12"),
+        resolve=lambda name: hosts.get(name, {name}),
+    )
+    ret = state.peered("172.30.77.11")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert cli.ran("peer probe") == []
+
+
+def test_peered_in_test_mode_reports_without_probing(make_state):
+    state, cli = make_state({"peer status": xml("peer_status-empty")}, test=True)
+    ret = state.peered("172.30.77.13")
+    assert ret["result"] is None
+    assert ret["changes"]["peer"] == {
+        "old": "not in the pool",
+        "new": "Peer in Cluster (Connected)",
+    }
+    assert cli.ran("peer probe") == []
+
+
+# ------------------------------------------------------------------------ state: volume_present
+
+
+def test_volume_present_creates_and_starts_an_absent_volume(make_state):
+    create = f"volume create moodledata replica 3 transport tcp {' '.join(BRICKS)} force"
+    state, cli = make_state(
+        {
+            "volume info": xml("volume_info-none"),
+            create: xml("volume_create-ok"),
+            "volume start moodledata": xml("volume_start-ok"),
+        }
+    )
+    ret = state.volume_present("moodledata", BRICKS, replica=3, force=True)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["created"] == {"bricks": BRICKS, "replica": 3}
+    assert cli.ran("volume create") == [create]
+    assert cli.ran("volume start") == ["volume start moodledata"]
+
+
+def test_volume_present_changes_nothing_when_the_volume_matches(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-moodledata-started")})
+    ret = state.volume_present("moodledata", BRICKS, replica=3, force=True)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert cli.calls == ["volume info"]
+
+
+def test_volume_present_adds_the_new_node_brick_with_the_new_replica(make_state):
+    two = xml("volume_info-scratch-replica2-started")
+    vol = "scratch"
+    root = "/srv/gluster-scratch/scratch"
+    bricks = [f"{ip}:{root}" for ip in IPS]
+    add = f"volume add-brick {vol} replica 3 {bricks[2]} force"
+    state, cli = make_state(
+        {
+            "volume info": two,
+            add: xml("add_brick-ok"),
+            f"volume heal {vol} full": xml("volume_heal_full-ok"),
+        }
+    )
+    ret = state.volume_present(vol, bricks, replica=3, force=True)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["bricks_added"] == [bricks[2]]
+    assert ret["changes"]["replica"] == {"old": 2, "new": 3}
+    assert cli.ran("volume add-brick") == [add]
+    assert cli.ran("volume heal") == [f"volume heal {vol} full"]
+
+
+def test_volume_present_refuses_when_the_pillar_lists_fewer_bricks(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-moodledata-started")})
+    ret = state.volume_present("moodledata", BRICKS[:2], replica=2, force=True)
+    assert ret["result"] is False
+    assert BRICKS[2] in ret["comment"] and "never removed" in ret["comment"]
+    assert ret["changes"] == {}
+    assert cli.calls == ["volume info"]
+
+
+def test_volume_present_refuses_to_lower_the_replica_count(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-moodledata-started")})
+    ret = state.volume_present("moodledata", BRICKS, replica=2)
+    assert ret["result"] is False and "never lowered" in ret["comment"]
+    assert cli.calls == ["volume info"]
+
+
+def test_volume_present_in_test_mode_reports_the_creation_only(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-none")}, test=True)
+    ret = state.volume_present("moodledata", BRICKS, replica=3, force=True)
+    assert ret["result"] is None
+    assert ret["changes"]["created"]["bricks"] == BRICKS
+    assert cli.calls == ["volume info"]
+
+
+def test_volume_present_in_test_mode_reports_the_add_brick_only(make_state):
+    root = "/srv/gluster-scratch/scratch"
+    bricks = [f"{ip}:{root}" for ip in IPS]
+    state, cli = make_state({"volume info": xml("volume_info-scratch-replica2-started")}, test=True)
+    ret = state.volume_present("scratch", bricks, replica=3, force=True)
+    assert ret["result"] is None
+    assert ret["changes"]["bricks_added"] == [bricks[2]]
+    assert cli.calls == ["volume info"]
+
+
+# ------------------------------------------------------------------------ states: started, options
+
+
+def test_volume_started_starts_a_created_volume(make_state):
+    state, cli = make_state(
+        {
+            "volume info": xml("volume_info-scratch-created"),
+            "volume start scratch": xml("volume_start-ok"),
+        }
+    )
+    ret = state.volume_started("scratch")
+    assert ret["result"] is True
+    assert ret["changes"]["status"] == {"old": "Created", "new": "Started"}
+
+
+def test_volume_started_is_a_noop_on_a_started_volume(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-moodledata-started")})
+    ret = state.volume_started("moodledata")
+    assert ret["result"] is True and ret["changes"] == {}
+
+
+def test_volume_started_fails_for_an_absent_volume(make_state):
+    state, _ = make_state({"volume info": xml("volume_info-none")})
+    assert state.volume_started("moodledata")["result"] is False
+
+
+def _options_answers(volume, info, get):
+    return {"volume info": xml(info), f"volume get {volume} all": xml(get)}
+
+
+def test_volume_options_sets_only_the_differing_ones(make_state):
+    answers = _options_answers(
+        "scratch", "volume_info-scratch-created", "volume_get-scratch-defaults"
+    )
+    answers["volume set scratch network.ping-timeout 5"] = xml("volume_set-ok")
+    answers["volume set scratch performance.cache-size 128MB"] = xml("volume_set-ok")
+    state, cli = make_state(answers)
+    wanted = {
+        "network.ping-timeout": 5,
+        "performance.stat-prefetch": "on",
+        "performance.cache-size": "128MB",
+        "nfs.disable": True,
+    }
+    ret = state.volume_options("scratch", wanted)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {
+        "network.ping-timeout": {"old": "42", "new": "5"},
+        "performance.cache-size": {"old": ["32MB", "128MB"], "new": "128MB"},
+    }
+    assert cli.ran("volume set") == [
+        "volume set scratch network.ping-timeout 5",
+        "volume set scratch performance.cache-size 128MB",
+    ]
+
+
+def test_volume_options_changes_nothing_once_the_formula_defaults_are_applied(make_state):
+    state, cli = make_state(
+        _options_answers(
+            "moodledata", "volume_info-moodledata-started", "volume_get-moodledata-all"
+        )
+    )
+    defaults = yaml.safe_load((REPO / "moodle_ha/parameters/defaults.yaml").read_text())
+    wanted = defaults["values"]["gluster"]["options"]
+    ret = state.volume_options("moodledata", wanted)
+    assert ret["result"] is True and ret["changes"] == {}, ret["changes"]
+    assert cli.ran("volume set") == []
+
+
+def test_volume_options_in_test_mode_reports_without_setting(make_state):
+    state, cli = make_state(
+        _options_answers("scratch", "volume_info-scratch-created", "volume_get-scratch-defaults"),
+        test=True,
+    )
+    ret = state.volume_options("scratch", {"network.ping-timeout": "5"})
+    assert ret["result"] is None
+    assert ret["changes"]["network.ping-timeout"] == {"old": "42", "new": "5"}
+    assert cli.ran("volume set") == []
+
+
+def test_volume_options_reports_an_unknown_option_as_failure(make_state):
+    answers = _options_answers(
+        "moodledata", "volume_info-moodledata-started", "volume_get-moodledata-all"
+    )
+    answers["volume set moodledata no.such-option 1"] = xml("volume_set-unknown-option")
+    state, _ = make_state(answers)
+    ret = state.volume_options("moodledata", {"no.such-option": 1})
+    assert ret["result"] is False
+    assert "no.such-option" in ret["comment"]
