@@ -8,6 +8,9 @@
 {%- set g = moodle_ha.gluster %}
 {%- set brick_dir = g.brick_root ~ "/" ~ g.volume %}
 
+include:
+  - .package
+
 {%- if g.brick_device %}
 {%-   set mkfs_opts = {"xfs": "-i size=512"}.get(g.brick_fstype, "") %}
 {%-   set mount_opts = {"xfs": "defaults,noatime,inode64"}.get(g.brick_fstype, "defaults,noatime") %}
@@ -15,9 +18,11 @@
 moodle_ha-gluster-brick-device-formatted:
   cmd.run:
     - name: mkfs.{{ g.brick_fstype }} {{ mkfs_opts }} {{ g.brick_device }}
-    # blkid -p exits 2 when it finds no signature at all; any other answer leaves the device alone.
+    # blkid -p exits 2 only when it finds no signature at all; any other answer (a file
+    # system, a partition table, several ambiguous signatures, an error) leaves the device
+    # alone. A missing device is skipped here and fails the mount below.
     - onlyif: test -b {{ g.brick_device }}
-    - unless: blkid -p {{ g.brick_device }}
+    - unless: blkid -p {{ g.brick_device }} >/dev/null 2>&1; test $? -ne 2
     - require:
       - pkg: moodle_ha-gluster-package-installed
 
