@@ -557,12 +557,34 @@ def peer_live(host, clustercheck_port=9200, replication_port=4567):
         salt moodle1 galera.peer_live 172.30.77.12
     """
     answer = clustercheck(host, clustercheck_port)
-    primary = None
+    primary = state = None
+    maintenance = False
     if answer is not None:
         fields = answer["fields"]
         if "wsrep_cluster_status" in fields:
             primary = fields["wsrep_cluster_status"] == "Primary"
         elif fields.get("mysqld") == "down":
             primary = False
+        if fields.get("wsrep_local_state", "").isdigit():
+            state = int(fields["wsrep_local_state"])
+        maintenance = fields.get("maintenance") == "yes"
     return {"primary": primary, "port_open": port_open(host, replication_port),
-            "code": answer["code"] if answer else None}
+            "code": answer["code"] if answer else None, "state": state,
+            "maintenance": maintenance}
+
+
+def busy_peers(live):
+    """
+    Peers in the middle of a state transfer or start (Joining, Donor, Joined, or a Galera
+    port open without a readable Synced state); a pure function of :py:func:`peer_live` data.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.busy_peers '{moodle2: {port_open: true, state: 1}}'
+    """
+    return sorted(
+        name for name, v in live.items()
+        if v.get("port_open") and v.get("state") != STATE_SYNCED and not v.get("maintenance")
+    )

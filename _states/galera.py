@@ -29,6 +29,8 @@ __virtualname__ = "galera"
 
 MINE_NAME = "moodle_ha_galera_position"
 POLL = 2.0
+# Seconds between the first join attempts of nodes, by name order.
+JOIN_STAGGER = 8.0
 
 
 def __virtual__():
@@ -116,6 +118,29 @@ def _describe(positions):
     return "; ".join(parts)
 
 
+def _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout):
+    """
+    One state transfer at a time: two joiners at once made the donor's view change time out
+    under load and the bootstrap node fell to non-Primary (lab). Nodes start their checks
+    staggered by name among the nodes not yet Primary, then wait until no peer is
+    Joining/Donor/Joined.
+    """
+    peers = _peers(name, nodes)
+    live = _live(peers, clustercheck_port, replication_port)
+    order = sorted([name] + [p for p, v in live.items() if not v["primary"]])
+    time.sleep(order.index(name) * JOIN_STAGGER)
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = __salt__["galera.busy_peers"](_live(peers, clustercheck_port, replication_port))
+        if not busy:
+            return
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"{', '.join(busy)} still transferring state (or desynced) after {timeout} s:"
+                " not joining now (a second joiner can cost the donor its Primary component)")
+        time.sleep(POLL)
+
+
 def _join(ret, local, service, timeout, why):
     if local["running"]:
         _systemctl("restart", service, timeout)
@@ -133,19 +158,19 @@ def _join(ret, local, service, timeout, why):
 
 
 def _bootstrap(ret, local, service, timeout, why):
+    how = "galera_new_cluster"
     if local["running"]:
-        # A server that runs in a non-Primary component bootstraps in place.
-        __salt__["galera.query"]("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
-        how = "pc.bootstrap=YES on the running server"
-    else:
-        gra = __salt__["galera.grastate"]()
-        if gra is not None and not gra.get("safe_to_bootstrap"):
-            __salt__["galera.set_safe_to_bootstrap"]()
-        res = __salt__["cmd.run_all"](["galera_new_cluster"], python_shell=False,
-                                      timeout=timeout)
-        if res["retcode"] != 0:
-            raise CommandExecutionError(f"galera_new_cluster failed: {res['stderr'].strip()}")
-        how = "galera_new_cluster"
+        # A server left in a non-Primary component is stopped (its position is then in
+        # grastate.dat) rather than bootstrapped in place with pc.bootstrap=YES: in the lab
+        # that kept a donor aborted earlier stuck in Donor/Desynced.
+        _systemctl("stop", service, timeout)
+        how = "stopped the non-Primary server, galera_new_cluster"
+    gra = __salt__["galera.grastate"]()
+    if gra is not None and not gra.get("safe_to_bootstrap"):
+        __salt__["galera.set_safe_to_bootstrap"]()
+    res = __salt__["cmd.run_all"](["galera_new_cluster"], python_shell=False, timeout=timeout)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(f"galera_new_cluster failed: {res['stderr'].strip()}")
     st = _wait_synced(timeout)
     ret["changes"] = {"galera": {"old": local.get("local_state_comment") or "stopped",
                                  "new": f"bootstrapped a new Primary component ({how}; {why})",
@@ -265,6 +290,7 @@ def cluster_member(
                                            f"{decision['reason']} [{summary}]"))
         if action == "wait":
             _wait_primary_peer(peers, clustercheck_port, replication_port, timeout)
+        _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout)
         return _finish(ret, _join(dict(ret), local, service, timeout, decision["reason"]))
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)

@@ -37,6 +37,8 @@ moodle_ha-galera-clustercheck-defaults-managed:
     - show_changes: False
     - source: salt://{{ tplroot }}/galera/files/clustercheck.cnf.jinja
     - template: jinja
+    - context:
+        tpldir: {{ tpldir }}
     - require:
       - user: moodle_ha-galera-clustercheck-user-present
       - file: moodle_ha-galera-clustercheck-confdir-managed
@@ -46,6 +48,8 @@ moodle_ha-galera-clustercheck-script-managed:
     - name: {{ cc.script }}
     - source: salt://{{ tplroot }}/galera/files/clustercheck.jinja
     - template: jinja
+    - context:
+        tpldir: {{ tpldir }}
     - user: root
     - group: root
     - mode: '0755'
@@ -58,6 +62,8 @@ moodle_ha-galera-clustercheck-unit-{{ unit }}-managed:
     - name: /etc/systemd/system/{{ unit }}
     - source: salt://{{ tplroot }}/galera/files/{{ unit }}.jinja
     - template: jinja
+    - context:
+        tpldir: {{ tpldir }}
     - user: root
     - group: root
     - mode: '0644'

@@ -15,6 +15,8 @@ moodle_ha-galera-config-file-managed:
     - name: {{ moodle_ha.galera.config_file }}
     - source: salt://{{ tplroot }}/galera/files/60-galera.cnf.jinja
     - template: jinja
+    - context:
+        tpldir: {{ tpldir }}
     - user: root
     - group: {{ moodle_ha.galera.user }}
     - mode: '0640'

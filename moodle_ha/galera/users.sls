@@ -35,10 +35,11 @@ moodle_ha-galera-users-sst-present:
     - require:
       - galera: moodle_ha-galera-cluster-member
 
-{#- What mariabackup needs on the donor (BINLOG MONITOR is REPLICATION CLIENT since 10.5). #}
+{#- What mariabackup needs on the donor (BINLOG MONITOR is REPLICATION CLIENT since 10.5;
+    without SLAVE MONITOR mariadb-backup 10.11 warns on every SST). #}
 moodle_ha-galera-users-sst-grants-present:
   mysql_grants.present:
-    - grant: RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR
+    - grant: RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR
     - database: '*.*'
     - user: {{ galera.sst_user }}
     - host: localhost
