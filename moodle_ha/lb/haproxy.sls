@@ -27,7 +27,7 @@ moodle_ha-lb-haproxy-config-file-managed:
     - show_changes: false
     - context:
         tpldir: {{ tpldir }}
-    - check_cmd: {{ haproxy.binary }} -c -q -f
+    - check_cmd: {{ haproxy.binary }} -c -f
     - require:
       - pkg: moodle_ha-lb-haproxy-package-installed
 

@@ -74,7 +74,7 @@ def test_lb_sls_has_the_layer_states_and_no_secret_in_state_data(renderer):
 
 
 @pytest.mark.parametrize("state_id, checker", [
-    ("moodle_ha-lb-haproxy-config-file-managed", "/usr/sbin/haproxy -c"),
+    ("moodle_ha-lb-haproxy-config-file-managed", "/usr/sbin/haproxy -c -f"),
     ("moodle_ha-lb-keepalived-config-file-managed",
      "/usr/local/sbin/moodle_ha-keepalived-config-test"),
 ])

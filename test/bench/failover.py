@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""
+Failover figures of a running moodle_ha lab: prints measurements, asserts nothing.
+
+    .venv/bin/python test/bench/failover.py                  # every VIP fault once, then writer
+    .venv/bin/python test/bench/failover.py vip --fault haproxy-stop --rounds 3
+    .venv/bin/python test/bench/failover.py writer --fault kill
+
+VIP faults, injected on the load balancer that holds the VIP:
+  haproxy-stop    `systemctl stop haproxy` (keepalived's check puts the instance in FAULT)
+  keepalived-stop `systemctl stop keepalived` (priority-0 advert, the peer takes over)
+  kill            SIGKILL of the host's init (`lab.py kill`, power loss)
+A probe on the lab host connects to VIP:<web_port> every --interval seconds and reads the VIP's
+owner from the host's ARP table; the figure is the time from the fault until the VIP answers
+from the other load balancer. The fault is then undone and the probe checks that the VIP stays
+where it is (nopreempt: a recovered host does not take it back).
+
+Writer fault: the Galera node serving VIP:<writer_port> is killed (or its MariaDB stopped); a
+pymysql client runs `SELECT @@hostname` in a loop (new connection after an error) with the
+Moodle DB user of the lab pillar; the figure is the time until a query answers from another node.
+
+Every loop is bounded by a count and a time limit. The lab lock (/tmp/moodle_ha-lab.lock) is
+held for the whole run so no state run changes the hosts under the probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = [sys.executable, str(REPO / "test" / "lab" / "lab.py")]
+LOCK = "/tmp/moodle_ha-lab.lock"
+PILLAR_DIR = REPO / ".lab" / "pillar"
+VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
+WRITER_FAULTS = ("kill", "mariadb-stop")
+
+
+def figure(name: str, value: str) -> None:
+    print(f"{name:<40} {value}", flush=True)
+
+
+def lab(*args: str, timeout: float = 300, check: bool = True) -> str:
+    proc = subprocess.run([*LAB, *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"lab.py {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def in_host(host: str, *cmd: str, check: bool = True) -> str:
+    return lab("exec", host, "--", *cmd, timeout=60, check=check)
+
+
+def pillar() -> dict:
+    """The lab's moodle_ha pillar (topology, ports, secrets), merged like the master does."""
+    merged: dict = {}
+    for name in ("moodle_ha.sls", "lab_secrets.sls", "lab.sls"):
+        path = PILLAR_DIR / name
+        if path.exists():
+            _merge(merged, yaml.safe_load(path.read_text()) or {})
+    return merged.get("moodle_ha", {})
+
+
+def _merge(dst: dict, src: dict) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value)
+        else:
+            dst[key] = value
+
+
+def hosts_with_role(conf: dict, role: str) -> list[str]:
+    hosts = conf["topology"]["hosts"]
+    return sorted(name for name, spec in hosts.items() if role in spec.get("roles", []))
+
+
+def arp_mac(ip: str) -> str | None:
+    """MAC the lab host currently sends ``ip`` to (None when unresolved)."""
+    with open("/proc/net/arp", encoding="ascii") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            if fields[0] == ip and fields[2] != "0x0":
+                return fields[3].lower()
+    return None
+
+
+def tcp_answers(ip: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def lb_macs(lbs: list[str]) -> dict[str, str]:
+    macs = {}
+    for host in lbs:
+        out = in_host(host, "cat", "/sys/class/net/host0/address", check=False).strip()
+        if out:
+            macs[out.lower()] = host
+    return macs
+
+
+def vip_holder(lbs: list[str], vip: str) -> str | None:
+    for host in lbs:
+        out = in_host(host, "ip", "-4", "-o", "addr", "show", check=False)
+        if f" {vip}/" in out:
+            return host
+    return None
+
+
+def probe_vip(vip, port, macs, want_owner, *, interval, limit, count, start):
+    """Probe until the VIP answers from ``want_owner``; return (seconds, probes, gap) or None."""
+    last_ok = start
+    gap = 0.0
+    for n in range(1, count + 1):
+        now = time.monotonic()
+        if now - start > limit:
+            return None
+        ok = tcp_answers(vip, port, timeout=interval * 2)
+        # Ping-free ARP refresh: the connect attempt above makes the kernel resolve the VIP.
+        owner = macs.get(arp_mac(vip) or "")
+        now = time.monotonic()
+        if ok:
+            gap = max(gap, now - last_ok)
+            last_ok = now
+            if owner == want_owner:
+                return now - start, n, gap
+        time.sleep(max(0.0, interval - (time.monotonic() - now)))
+    return None
+
+
+def watch_stays(vip, port, macs, owner, *, seconds, interval):
+    """Probe for ``seconds``: count probes where the VIP did not answer from ``owner``."""
+    misses = 0
+    probes = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and probes < int(seconds / interval) + 10:
+        probes += 1
+        ok = tcp_answers(vip, port, timeout=interval * 2)
+        if not ok or macs.get(arp_mac(vip) or "") != owner:
+            misses += 1
+        time.sleep(interval)
+    return misses, probes
+
+
+def start_vip_fault(fault: str, host: str) -> subprocess.Popen:
+    """Start the fault in the background: the probe runs while it is being injected."""
+    if fault == "haproxy-stop":
+        cmd = ["exec", host, "--", "systemctl", "stop", "haproxy"]
+    elif fault == "keepalived-stop":
+        cmd = ["exec", host, "--", "systemctl", "stop", "keepalived"]
+    else:
+        cmd = ["kill", host]
+    return subprocess.Popen([*LAB, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen, what: str) -> None:
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise SystemExit(f"{what}: did not finish in 120 s") from None
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed: {err.strip()[-500:]}")
+
+
+def undo_vip_fault(fault: str, host: str) -> None:
+    if fault == "haproxy-stop":
+        in_host(host, "systemctl", "start", "haproxy")
+    elif fault == "keepalived-stop":
+        in_host(host, "systemctl", "start", "keepalived")
+    elif fault == "kill":
+        lab("start", host, timeout=400)
+
+
+def wait_ready(lbs: list[str], vip: str, limit: float = 120) -> str:
+    """Wait until one lb holds the VIP and every lb runs haproxy and keepalived."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        holder = vip_holder(lbs, vip)
+        active = all(
+            in_host(h, "systemctl", "is-active", "haproxy", "keepalived", check=False).split()
+            == ["active", "active"]
+            for h in lbs
+        )
+        if holder and active:
+            return holder
+        time.sleep(1)
+    raise SystemExit(f"VIP {vip} not held / services not active on {lbs} after {limit} s")
+
+
+def run_vip(conf: dict, fault: str, rounds: int, interval: float, limit: float) -> list[float]:
+    vip = conf["topology"]["vip"]
+    port = int(conf.get("lb", {}).get("haproxy", {}).get("web_port", 80))
+    lbs = hosts_with_role(conf, "lb")
+    results = []
+    for rnd in range(1, rounds + 1):
+        holder = wait_ready(lbs, vip)
+        macs = lb_macs(lbs)
+        others = [h for h in lbs if h != holder]
+        # Fill the ARP entry with the current holder before the fault.
+        if not tcp_answers(vip, port, timeout=1):
+            raise SystemExit(f"VIP {vip}:{port} does not answer before the fault")
+        start = time.monotonic()
+        proc = start_vip_fault(fault, holder)
+        got = None
+        for other in others:  # the peer with the highest priority should win; accept any
+            got = probe_vip(vip, port, macs, other, interval=interval, limit=limit,
+                            count=int(limit / interval) + 10, start=start)
+            if got:
+                new = other
+                break
+        finish(proc, f"{fault} on {holder}")
+        if got is None:
+            figure(f"vip {fault} round {rnd}", f"VIP did not move within {limit:.0f} s")
+            undo_vip_fault(fault, holder)
+            continue
+        seconds, probes, gap = got
+        results.append(seconds)
+        figure(f"vip {fault} round {rnd}",
+               f"{holder} -> {new} in {seconds:.2f} s ({probes} probes, longest gap"
+               f" {gap:.2f} s)")
+        t0 = time.monotonic()
+        undo_vip_fault(fault, holder)
+        figure(f"  {holder} restored", f"in {time.monotonic() - t0:.1f} s")
+        misses, probes = watch_stays(vip, port, macs, new, seconds=8, interval=interval)
+        figure("  VIP stays after recovery", f"{probes - misses}/{probes} probes on {new}")
+    return results
+
+
+def db_conn(conf: dict, port: int):
+    import pymysql
+
+    moodle = conf.get("moodle", {}).get("db", {})
+    return pymysql.connect(
+        host=conf["topology"]["vip"], port=port, user=moodle.get("user", "moodle"),
+        password=conf["secrets"]["moodle_db_password"], connect_timeout=1, read_timeout=2,
+        write_timeout=2, autocommit=True,
+    )
+
+
+def query_host(conf: dict, port: int, conn):
+    """Return (hostname, connection) or (None, None) when the query failed."""
+    try:
+        if conn is None:
+            conn = db_conn(conf, port)
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@hostname")
+            return cur.fetchone()[0], conn
+    except Exception:  # noqa: BLE001 - any driver error means "not answered"
+        with contextlib.suppress(Exception):
+            if conn is not None:
+                conn.close()
+        return None, None
+
+
+def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[float]:
+    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    name, conn = query_host(conf, port, None)
+    if name is None:
+        figure("writer", f"VIP:{port} does not answer SQL (galera layer not deployed?): skipped")
+        return []
+    galera = hosts_with_role(conf, "galera")
+    victim = name.split(".")[0]
+    if victim not in galera:
+        figure("writer", f"@@hostname {name!r} is not a galera host of the topology: skipped")
+        return []
+    start = time.monotonic()
+    if fault == "kill":
+        lab("kill", victim, timeout=60)
+    else:
+        in_host(victim, "systemctl", "stop", "mariadb")
+    errors = 0
+    answered = None
+    for _ in range(int(limit / interval) + 10):
+        if time.monotonic() - start > limit:
+            break
+        got, conn = query_host(conf, port, conn)
+        if got is None:
+            errors += 1
+        elif got.split(".")[0] != victim:
+            answered = got
+            break
+        time.sleep(interval)
+    seconds = time.monotonic() - start
+    if answered:
+        figure(f"writer {fault}", f"{victim} -> {answered} in {seconds:.2f} s"
+               f" ({errors} failed queries)")
+    else:
+        figure(f"writer {fault}", f"no other node answered within {limit:.0f} s")
+    t0 = time.monotonic()
+    if fault == "kill":
+        lab("start", victim, timeout=400)
+    else:
+        in_host(victim, "systemctl", "start", "mariadb")
+    figure(f"  {victim} restarted", f"in {time.monotonic() - t0:.1f} s (rejoin not awaited)")
+    if conn is not None:
+        conn.close()
+    return [seconds] if answered else []
+
+
+def summary(name: str, values: list[float]) -> None:
+    if len(values) > 1:
+        figure(f"{name} (n={len(values)})", f"min {min(values):.2f} s, median"
+               f" {statistics.median(values):.2f} s, max {max(values):.2f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", choices=("all", "vip", "writer"), default="all")
+    parser.add_argument("--fault", help=f"vip: {', '.join(VIP_FAULTS)}; writer:"
+                        f" {', '.join(WRITER_FAULTS)} (default: every vip fault, writer kill)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--interval", type=float, default=0.1, help="probe period, seconds")
+    parser.add_argument("--limit", type=float, default=30.0, help="give up after, seconds")
+    args = parser.parse_args()
+    if not 0.01 <= args.interval <= 5 or not 1 <= args.limit <= 600 or not 1 <= args.rounds <= 20:
+        parser.error("--interval 0.01..5, --limit 1..600, --rounds 1..20")
+
+    conf = pillar()
+    if not conf.get("topology"):
+        print("no lab pillar under .lab/pillar: is the lab up?", file=sys.stderr)
+        return 1
+    with open(LOCK, "w", encoding="ascii") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if args.what in ("all", "vip"):
+            faults = [args.fault] if args.fault and args.what == "vip" else VIP_FAULTS
+            for fault in faults:
+                if fault not in VIP_FAULTS:
+                    parser.error(f"unknown vip fault {fault}")
+                summary(f"vip {fault}", run_vip(conf, fault, args.rounds, args.interval,
+                                                args.limit))
+        if args.what in ("all", "writer"):
+            fault = args.fault if args.fault and args.what == "writer" else "kill"
+            if fault not in WRITER_FAULTS:
+                parser.error(f"unknown writer fault {fault}")
+            values = []
+            for _ in range(args.rounds):
+                values += run_writer(conf, fault, args.interval, args.limit)
+            summary(f"writer {fault}", values)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
