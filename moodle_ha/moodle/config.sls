@@ -11,7 +11,7 @@
 {%- set health = moodle_ha.lb.haproxy.web_check_path.lstrip("/") %}
 
 include:
-  - {{ tplroot }}.web.package
+  - {{ tplroot }}.web
   - .code
 
 moodle_ha-moodle-localcachedir-dir-managed:
@@ -40,6 +40,9 @@ moodle_ha-moodle-config-file-managed:
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
       - pkg: moodle_ha-web-package-installed
+    # opcache revalidates files only every opcache.revalidate_freq seconds: reload instead.
+    - watch_in:
+      - service: moodle_ha-web-apache-service-running
 
 {#- Moodle >= 5.1 serves <dirroot>/public; older Moodle serves <dirroot>. Only one of the two
     applies to the code in the release (checked when the state runs, after unpacking). #}

@@ -12,6 +12,7 @@
 {%- set m = moodle_ha.moodle %}
 
 include:
+  - {{ tplroot }}.web
   - {{ tplroot }}.gluster.client
   - .code
   - .config
@@ -42,4 +43,12 @@ moodle_ha-moodle-install-installed:
       - sls: {{ tplroot }}.gluster.client
       - file: moodle_ha-moodle-localcachedir-dir-managed
       - cmd: moodle_ha-web-php-ini-enabled
+
+{#- On the primary node Apache (re)starts only after the database matches the code: a stopped
+    Apache stays stopped through the install or upgrade, a failed one keeps it stopped. #}
+extend:
+  moodle_ha-web-apache-service-running:
+    service:
+      - require:
+        - moodle: moodle_ha-moodle-install-installed
 {%- endif %}
