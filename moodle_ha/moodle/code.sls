@@ -39,6 +39,8 @@ moodle_ha-moodle-code-archive-extracted:
       - file: moodle_ha-moodle-code-releases-dir-managed
 {%- set code_state = "archive: moodle_ha-moodle-code-archive-extracted" %}
 {%- else %}
+{#- A git source deploys one release directory per ref: a tag or commit gives the same atomic
+    switch as an archive; a branch is updated in place within its release directory. #}
 
 moodle_ha-moodle-code-git-latest:
   git.latest:
