@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -263,3 +264,25 @@ def test_weighted_check_without_preemption_rejected(renderer):
 def test_keepalived_checks_the_haproxy_service(renderer, tmp_path):
     conf = _keepalived(renderer, tmp_path, "lb1")
     assert 'script "/usr/bin/systemctl is-active --quiet haproxy"' in conf
+
+
+@pytest.mark.parametrize("fake_status, fake_output, expected", [
+    (0, "", 0),
+    (143, "", 0),  # keepalived 2.2.7 SIGTERMs itself after a clean parse
+    (143, "(f: Line 23) Unknown keyword 'bogus'", 1),
+    (5, "Non-existent interface specified in configuration", 5),
+])
+def test_keepalived_config_test_wrapper_fails_only_on_reported_problems(
+        renderer, tmp_path, fake_status, fake_output, expected):
+    fake = tmp_path / "keepalived"
+    kill = "kill -TERM $$" if fake_status == 143 else f"exit {fake_status}"
+    fake.write_text(f"#!/bin/sh\n[ -n \"{fake_output}\" ] && echo \"{fake_output}\" >&2\n{kill}\n")
+    fake.chmod(0o755)
+    wrapper = _template(renderer, tmp_path, "moodle_ha-keepalived-config-test", binary=str(fake))
+    script = tmp_path / "check"
+    script.write_text(wrapper)
+    proc = subprocess.run(["sh", str(script), "/etc/keepalived/keepalived.conf"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == expected
+    if fake_output:
+        assert fake_output in proc.stderr
