@@ -304,10 +304,32 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
         lab("start", victim, timeout=400)
     else:
         in_host(victim, "systemctl", "start", "mariadb")
-    figure(f"  {victim} restarted", f"in {time.monotonic() - t0:.1f} s (rejoin not awaited)")
+    figure(f"  {victim} restarted", f"in {time.monotonic() - t0:.1f} s")
+    size = wait_cluster_size(conf, port, len(galera), limit=max(limit, 120))
+    figure(f"  cluster size after {victim} rejoined",
+           f"{size} of {len(galera)} in {time.monotonic() - t0:.1f} s")
     if conn is not None:
         conn.close()
     return [seconds] if answered else []
+
+
+def wait_cluster_size(conf: dict, port: int, want: int, limit: float) -> int | None:
+    """Poll wsrep_cluster_size through the writer port until it reaches ``want`` (bounded)."""
+    size = None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        conn = None
+        with contextlib.suppress(Exception):
+            conn = db_conn(conf, port)
+            with conn.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_size'")
+                size = int(cur.fetchone()[1])
+        if conn is not None:
+            conn.close()
+        if size == want:
+            break
+        time.sleep(1)
+    return size
 
 
 def summary(name: str, values: list[float]) -> None:
