@@ -2,11 +2,13 @@
 
 import copy
 
-import moodle_ha
 import pytest
 import yaml
 
 from render.renderlib import REPO
+from saltmodules import load
+
+moodle_ha = load("_modules/moodle_ha.py", "moodle_ha_module_under_test")
 
 
 @pytest.fixture
