@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_PY = REPO / "test" / "lab" / "lab.py"
 sys.path.insert(0, str(LAB_PY.parent))
 # Fixtures of the deployed cluster live beside this file (this makes them visible to pytest).
+import lab as labtool  # noqa: E402
 from cluster_fixtures import (  # noqa: E402,F401
     deployed,
     lab_salt,
@@ -29,8 +30,6 @@ from cluster_fixtures import (  # noqa: E402,F401
     topology,
     vip_http,
 )
-
-import lab as labtool  # noqa: E402
 
 
 def pytest_configure(config):

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import yaml
+
 from cluster_fixtures import REPO, http_get, lab_run
 
 pytestmark = pytest.mark.lab
