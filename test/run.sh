@@ -7,7 +7,7 @@ PYTEST=".venv/bin/pytest"
 
 status=0
 echo "== unit, render and lint tests"
-"$PYTEST" -m "not lab" test || status=$?
+"$PYTEST" -m "not lab" -n 2 test || status=$?
 [ "$status" -eq 5 ] && { echo "no unit/render test ran"; status=1; }
 [ "$status" -ne 0 ] && { echo "unit/render/lint tests failed ($status)"; exit "$status"; }
 
