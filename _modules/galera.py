@@ -129,6 +129,11 @@ def parse_clustercheck(raw):
     return {"code": code, "fields": fields}
 
 
+def known(pos):
+    """True when a position record says where the node's data stands."""
+    return pos is not None and pos.get("known", True) is not False
+
+
 def has_data(pos):
     """True when a position record names a real cluster history (uuid not zero, seqno >= 0)."""
     if not pos:
@@ -164,8 +169,9 @@ def bootstrap_decision(me, nodes, bootstrap_node, positions, live, force_node=No
     bootstrap_node
         The designated node for a brand-new cluster and the tie-breaker.
     positions
-        ``{name: record or None}``: :py:func:`position` of each node, None when unknown
-        (not published or too old).
+        ``{name: record or None}``: :py:func:`position` of each node; None (not published,
+        too old) or ``known: False`` (running but not answering, crash not recovered)
+        count as unknown.
     live
         ``{peer: {"primary": True|False|None, "port_open": bool}}`` for every other node:
         ``primary`` from its clustercheck body (None: no readable answer), ``port_open``
@@ -207,7 +213,7 @@ def bootstrap_decision(me, nodes, bootstrap_node, positions, live, force_node=No
                     "reason": f"galera:force_bootstrap_node {force_node!r} is not a galera node"}
         chosen, why = force_node, "forced by galera:force_bootstrap_node"
     else:
-        unknown = sorted(n for n in nodes if positions.get(n) is None)
+        unknown = sorted(n for n in nodes if not known(positions.get(n)))
         if unknown:
             return {"action": "refuse", "node": None, "reason": (
                 f"no Primary component and the positions of {', '.join(unknown)} are unknown:"
@@ -265,6 +271,35 @@ def is_running():
         salt moodle1 galera.is_running
     """
     return bool(_server_pids())
+
+
+def innodb_open(datadir=None):
+    """
+    True when a running server holds its InnoDB files open (it has started its engines).
+
+    A server that waits for a Primary view (or for a state transfer) has not opened them yet;
+    such a server ignores SIGTERM, and killing it cannot damage the data.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.innodb_open
+    """
+    datadir = os.path.realpath(datadir or _opt("datadir", "/var/lib/mysql"))
+    names = {os.path.join(datadir, n) for n in ("ibdata1", "ib_logfile0")}
+    for pid in _server_pids():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in names:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def query(sql, socket_path=None, timeout=10):
@@ -453,11 +488,14 @@ def position(use_cached=False, recover=True):
     """
     This node's position record, as published to the mine for the bootstrap decision.
 
-    ``{"time", "running", "primary", "synced", "uuid", "seqno", "safe_to_bootstrap",
-    "source"}``. A running node reports its live state (``source: status``); a stopped one
-    reads grastate.dat and, when the seqno there is -1 (crash), runs ``--wsrep-recover``
-    (``source: recovery``) unless ``recover`` is False. ``use_cached`` returns the record
-    computed earlier in this run (so ``mine.send`` does not recover twice).
+    ``{"time", "known", "running", "primary", "synced", "uuid", "seqno",
+    "safe_to_bootstrap", "source"}``. A running member reports its live state
+    (``source: status``); a stopped one reads grastate.dat and, when the seqno there is -1
+    (crash), runs ``--wsrep-recover`` (``source: recovery``) unless ``recover`` is False.
+    ``known`` is False when the position cannot be told (a server that runs but does not
+    answer, or a crash not recovered): the bootstrap decision then counts it as unknown.
+    ``use_cached`` returns the record computed earlier in this run (so ``mine.send`` does
+    not recover twice).
 
     CLI Example:
 
@@ -468,17 +506,20 @@ def position(use_cached=False, recover=True):
     """
     if use_cached and "galera.position" in __context__:
         return __context__["galera.position"]
-    rec = {"time": int(time.time()), "running": False, "primary": False, "synced": False,
-           "uuid": None, "seqno": None, "safe_to_bootstrap": None, "source": "none"}
+    rec = {"time": int(time.time()), "known": True, "running": False, "primary": False,
+           "synced": False, "uuid": None, "seqno": None, "safe_to_bootstrap": None,
+           "source": "none"}
     st = local_state()
     gra = grastate()
     if gra:
         rec["safe_to_bootstrap"] = gra["safe_to_bootstrap"]
     if st["running"]:
         rec["running"] = True
-        if not st["reachable"] or not st["wsrep_on"]:
-            # A standalone server (the package's first start) or one that does not answer:
-            # its Galera position is what grastate.dat says, if anything.
+        if not st["reachable"]:
+            # Starting, in a state transfer, or hung: where its data stands is not knowable.
+            rec.update(known=False, source="running, not answering")
+        elif not st["wsrep_on"]:
+            # A standalone server (the package's first start): grastate.dat, if anything.
             rec["source"] = "grastate" if gra else "none"
             if gra:
                 rec.update(uuid=gra["uuid"], seqno=gra["seqno"])
@@ -489,8 +530,11 @@ def position(use_cached=False, recover=True):
                        uuid=st["uuid"], seqno=st["last_committed"], source="status")
     elif gra and gra["seqno"] is not None and gra["seqno"] >= 0:
         rec.update(uuid=gra["uuid"], seqno=gra["seqno"], source="grastate")
-    elif gra and gra["uuid"] and gra["uuid"] != ZERO_UUID and recover:
-        rec.update(recover_position(), source="recovery")
+    elif gra and gra["uuid"] and gra["uuid"] != ZERO_UUID:
+        if recover:
+            rec.update(recover_position(), source="recovery")
+        else:
+            rec.update(known=False, uuid=gra["uuid"], source="crashed, not recovered")
     elif gra:
         rec.update(uuid=gra["uuid"], seqno=gra["seqno"], source="grastate")
     __context__["galera.position"] = rec

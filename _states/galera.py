@@ -70,6 +70,28 @@ def _systemctl(verb, service, timeout):
             f"systemctl {verb} {service} failed: {res['stderr'].strip() or res['stdout']}")
 
 
+def _stop_server(local, service, timeout):
+    """
+    Stop the local server. One that waits for a Primary view ignores SIGTERM (and Debian's
+    unit has SendSIGKILL=no, so `systemctl stop` hung for good in the lab); it has not
+    opened InnoDB yet, so it is killed instead. Anything with InnoDB open stops gracefully.
+    """
+    if not local.get("reachable") and not __salt__["galera.innodb_open"]():
+        __salt__["cmd.run_all"](["systemctl", "kill", "--signal=SIGKILL", service],
+                                python_shell=False, timeout=30)
+        deadline = time.monotonic() + 60
+        while __salt__["galera.is_running"]():
+            if time.monotonic() >= deadline:
+                raise CommandExecutionError("the server did not exit after SIGKILL")
+            time.sleep(POLL / 4)
+        # Let systemd finish the unit's pending stop job before the next start.
+        __salt__["cmd.run_all"](["systemctl", "stop", service], python_shell=False,
+                                timeout=60)
+        return "killed (waiting for a Primary view, InnoDB not open)"
+    _systemctl("stop", service, timeout)
+    return "stopped"
+
+
 def _wait_synced(timeout):
     deadline = time.monotonic() + timeout
     st = {}
@@ -81,15 +103,6 @@ def _wait_synced(timeout):
     raise CommandExecutionError(
         f"not Synced after {timeout} s (cluster_status {st.get('cluster_status')},"
         f" state {st.get('local_state_comment')})")
-
-
-def _wait_settled(timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        st = __salt__["galera.local_state"]()
-        if not st["running"] or st["reachable"] or time.monotonic() >= deadline:
-            return st
-        time.sleep(POLL)
 
 
 def _wait_primary_peer(peers, clustercheck_port, replication_port, timeout):
@@ -108,8 +121,8 @@ def _describe(positions):
     parts = []
     for name in sorted(positions):
         rec = positions[name]
-        if rec is None:
-            parts.append(f"{name}=unknown")
+        if rec is None or rec.get("known") is False:
+            parts.append(f"{name}=unknown" + (f" ({rec.get('source')})" if rec else ""))
         else:
             flag = " safe_to_bootstrap" if rec.get("safe_to_bootstrap") else ""
             run = " running" if rec.get("running") else ""
@@ -163,7 +176,7 @@ def _bootstrap(ret, local, service, timeout, why):
         # A server left in a non-Primary component is stopped (its position is then in
         # grastate.dat) rather than bootstrapped in place with pc.bootstrap=YES: in the lab
         # that kept a donor aborted earlier stuck in Donor/Desynced.
-        _systemctl("stop", service, timeout)
+        _stop_server(local, service, timeout)
         how = "stopped the non-Primary server, galera_new_cluster"
     gra = __salt__["galera.grastate"]()
     if gra is not None and not gra.get("safe_to_bootstrap"):
@@ -225,9 +238,6 @@ def cluster_member(
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     test = __opts__["test"]
     local = __salt__["galera.local_state"]()
-    if local["running"] and not local["reachable"] and not test:
-        # Starting (SST, waiting for a Primary view at boot): let it finish or give up first.
-        local = _wait_settled(timeout)
     if local["running"] and local["wsrep_on"] and local["cluster_status"] == "Primary":
         if local["local_state"] == 4:
             ret.update(result=True, comment=(
@@ -250,15 +260,35 @@ def cluster_member(
     names = [n["name"] for n in nodes]
     planned = []
     try:
-        if local["running"] and local.get("reachable") and not local["wsrep_on"]:
-            # The package's postinst starts a standalone server; it must not keep the datadir.
-            planned.append("stop the standalone server started by the package")
-            if not test:
-                _systemctl("stop", service, timeout)
-                local = __salt__["galera.local_state"]()
-                ret["changes"]["standalone"] = {"old": "running", "new": "stopped"}
-
         live = _live(peers, clustercheck_port, replication_port)
+        primary_peer = any(v["primary"] for v in live.values())
+        if local["running"] and not local["reachable"] and primary_peer:
+            # Starting against a live Primary component (SST/IST): let it finish.
+            if test:
+                ret.update(result=True, comment=f"{name} is starting; would wait for Synced")
+                return ret
+            st = _wait_synced(timeout)
+            ret.update(result=True, comment=f"{name} finished joining (size {st['cluster_size']})")
+            return ret
+        stop_why = None
+        if local["running"] and local["reachable"] and not local["wsrep_on"]:
+            # The package's postinst starts a standalone server; it must not keep the datadir.
+            stop_why = "standalone server started by the package"
+        elif local["running"] and not primary_peer:
+            # Waiting for a Primary view nobody has (e.g. autostart after a full outage) or
+            # left non-Primary: it serves nothing, and stopped its position can be recovered.
+            stop_why = "server outside any Primary component"
+        if stop_why:
+            planned.append(f"stop the {stop_why}")
+            if test:
+                ret.update(result=None, changes={"galera": {"stop": stop_why}}, comment=(
+                    f"would stop the {stop_why}, recover and publish its position, then"
+                    " join or bootstrap as the positions of all nodes decide"))
+                return ret
+            how = _stop_server(local, service, timeout)
+            ret["changes"]["stopped"] = {"old": stop_why, "new": how}
+            local = __salt__["galera.local_state"]()
+
         if any(v["primary"] for v in live.values()):
             positions = {}
         else:

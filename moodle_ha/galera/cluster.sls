@@ -35,4 +35,4 @@ moodle_ha-galera-cluster-member:
     - replication_port: {{ galera.replication_port }}
     - require:
       - file: moodle_ha-galera-config-file-managed
-      - service: moodle_ha-galera-clustercheck-socket-running
+      - service: moodle_ha-galera-clustercheck-service-running

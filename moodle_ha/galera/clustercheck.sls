@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{#- HTTP health for HAProxy and for the galera peers on :{port}: one short script per
-    connection through systemd socket activation, as an unprivileged system user that can
-    read only its 0640 defaults file; the database account has USAGE only. #}
+{#- HTTP health for HAProxy and for the galera peers: one short script per connection,
+    forked by a socat listener running as an unprivileged system user that can read only its
+    0640 defaults file; the database account has USAGE only. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- set galera = moodle_ha.galera %}
 {%- set cc = galera.clustercheck %}
-{%- set units = ["moodle_ha-clustercheck.socket", "moodle_ha-clustercheck@.service"] %}
+{%- set unit = "moodle_ha-clustercheck.service" %}
 
 include:
   - .package
@@ -55,9 +55,7 @@ moodle_ha-galera-clustercheck-script-managed:
     - mode: '0755'
     - check_cmd: bash -n
 
-{%- for unit in units %}
-
-moodle_ha-galera-clustercheck-unit-{{ unit }}-managed:
+moodle_ha-galera-clustercheck-unit-managed:
   file.managed:
     - name: /etc/systemd/system/{{ unit }}
     - source: salt://{{ tplroot }}/galera/files/{{ unit }}.jinja
@@ -67,19 +65,16 @@ moodle_ha-galera-clustercheck-unit-{{ unit }}-managed:
     - user: root
     - group: root
     - mode: '0644'
-{%- endfor %}
 
 moodle_ha-galera-clustercheck-systemd-reloaded:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-{%- for unit in units %}
-      - file: moodle_ha-galera-clustercheck-unit-{{ unit }}-managed
-{%- endfor %}
+      - file: moodle_ha-galera-clustercheck-unit-managed
 
-moodle_ha-galera-clustercheck-socket-running:
+moodle_ha-galera-clustercheck-service-running:
   service.running:
-    - name: moodle_ha-clustercheck.socket
+    - name: {{ unit }}
     - enable: True
     - require:
       - cmd: moodle_ha-galera-clustercheck-systemd-reloaded
@@ -87,4 +82,4 @@ moodle_ha-galera-clustercheck-socket-running:
       - file: moodle_ha-galera-clustercheck-defaults-managed
       - pkg: moodle_ha-galera-package-installed
     - watch:
-      - file: moodle_ha-galera-clustercheck-unit-moodle_ha-clustercheck.socket-managed
+      - file: moodle_ha-galera-clustercheck-unit-managed

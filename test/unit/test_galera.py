@@ -1,0 +1,530 @@
+"""Unit tests for _modules/galera.py and _states/galera.py.
+
+Parsers are fed with outputs recorded from MariaDB 10.11 / Galera 4 in the lab
+(test/data/galera/; the file names say which host and situation they come from). The
+bootstrap decision is a pure function and is tested case by case; the state runs on the
+real module functions with the server, systemctl and the mine replaced by fakes.
+"""
+
+import importlib.util
+import sys
+
+import pytest
+from salt.exceptions import CommandExecutionError
+
+from render.renderlib import REPO
+
+DATA = REPO / "test" / "data" / "galera"
+UUID = "5e3cb1b4-cb1c-11f0-8a3e-0b6a2d0b2f57"
+OTHER_UUID = "9a1f0c22-0000-11f0-9999-111111111111"
+ZERO = "00000000-0000-0000-0000-000000000000"
+NODES = ["moodle1", "moodle2", "moodle3"]
+NODE_IPS = [{"name": n, "ip": f"172.30.77.1{i + 1}"} for i, n in enumerate(NODES)]
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+galera = _load("_modules/galera.py", "galera_module_under_test")
+galera_state = _load("_states/galera.py", "galera_state_under_test")
+
+
+def data(stem):
+    """The one recorded file named ``<stem>.<provenance>.<ext>``."""
+    found = sorted(DATA.glob(f"{stem}.*"))
+    assert len(found) == 1, f"expected one recorded file for {stem}, found {found}"
+    return found[0].read_text()
+
+
+def pos(seqno, uuid=UUID, safe=False, **extra):
+    rec = {"time": 0, "running": False, "primary": False, "synced": False, "uuid": uuid,
+           "seqno": seqno, "safe_to_bootstrap": safe, "source": "grastate"}
+    rec.update(extra)
+    return rec
+
+
+def fresh():
+    return pos(None, uuid=None, source="none")
+
+
+def down(*peers):
+    return {p: {"primary": False, "port_open": False} for p in peers}
+
+
+def prim():
+    """A peer whose clustercheck says Synced in a Primary component."""
+    return {"primary": True, "port_open": True, "state": 4}
+
+
+def decide(me, positions, live=None, bootstrap_node="moodle1", force=None):
+    peers = [n for n in NODES if n != me]
+    return galera.bootstrap_decision(
+        me, NODES, bootstrap_node, positions, live if live is not None else down(*peers), force)
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def test_grastate_after_clean_shutdown_of_last_node_has_seqno_and_safe_flag():
+    gra = galera.parse_grastate(data("grastate-clean-shutdown-last-node"))
+    assert gra["version"] == "2.1"
+    assert len(gra["uuid"]) == 36 and gra["uuid"] != ZERO
+    assert gra["seqno"] >= 0
+    assert gra["safe_to_bootstrap"] is True
+
+
+def test_grastate_after_crash_has_no_seqno_and_is_not_safe():
+    gra = galera.parse_grastate(data("grastate-crashed"))
+    assert gra["seqno"] == -1
+    assert gra["safe_to_bootstrap"] is False
+    assert gra["uuid"] != ZERO
+
+
+def test_grastate_without_safe_flag_reports_none():
+    gra = galera.parse_grastate("# GALERA saved state\nversion: 2.1\nuuid: x\nseqno: 3\n")
+    assert gra == {"version": "2.1", "uuid": "x", "seqno": 3, "safe_to_bootstrap": None}
+
+
+def test_show_status_rows_parse_to_a_dict_of_strings():
+    st = galera.parse_rows(data("show-status-wsrep-synced"))
+    assert st["wsrep_cluster_status"] == "Primary"
+    assert st["wsrep_local_state"] == "4"
+    assert st["wsrep_local_state_comment"] == "Synced"
+    assert st["wsrep_cluster_size"] == "3"
+    assert st["wsrep_ready"] == "ON"
+    # values with spaces and empty values survive
+    assert "wsrep_provider_name" in st
+
+
+def test_recovered_position_is_read_from_a_real_wsrep_recover_log():
+    found = galera.parse_recovered_position(data("wsrep-recover-after-kill"))
+    assert found is not None
+    assert len(found["uuid"]) == 36 and found["seqno"] >= 0
+
+
+def test_recovered_position_takes_the_last_line_and_ignores_gtid_suffix():
+    text = (
+        "2025-11-25 10:00:00 0 [Note] WSREP: Recovered position: "
+        f"{ZERO}:-1\n"
+        "2025-11-25 10:00:01 0 [Note] WSREP: Recovered position: "
+        f"{UUID}:42,0-1-17\n"
+    )
+    assert galera.parse_recovered_position(text) == {"uuid": UUID, "seqno": 42}
+
+
+def test_recovered_position_absent_returns_none():
+    assert galera.parse_recovered_position("[ERROR] Aborting\n") is None
+
+
+def test_clustercheck_answer_synced_is_200_with_primary_status():
+    answer = galera.parse_clustercheck(data("clustercheck-200-synced"))
+    assert answer["code"] == 200
+    assert answer["fields"]["wsrep_cluster_status"] == "Primary"
+    assert answer["fields"]["wsrep_local_state"] == "4"
+
+
+def test_clustercheck_answer_desynced_is_503_but_still_primary():
+    answer = galera.parse_clustercheck(data("clustercheck-503-desynced"))
+    assert answer["code"] == 503
+    assert answer["fields"]["wsrep_cluster_status"] == "Primary"
+    assert answer["fields"]["wsrep_local_state"] == "2"
+
+
+def test_clustercheck_answer_mysqld_down():
+    answer = galera.parse_clustercheck(data("clustercheck-503-mysqld-down"))
+    assert answer["code"] == 503
+    assert answer["fields"] == {"mysqld": "down"}
+
+
+def test_clustercheck_garbage_has_no_code():
+    assert galera.parse_clustercheck(b"SSH-2.0-OpenSSH\r\n")["code"] is None
+
+
+# --------------------------------------------------------------------------- decision
+
+
+def test_brand_new_cluster_bootstraps_the_designated_node():
+    positions = {n: fresh() for n in NODES}
+    assert decide("moodle1", positions)["action"] == "bootstrap"
+
+
+def test_brand_new_cluster_other_nodes_wait_for_the_designated_node():
+    positions = {n: fresh() for n in NODES}
+    result = decide("moodle3", positions, bootstrap_node="moodle2")
+    assert result["action"] == "wait" and result["node"] == "moodle2"
+
+
+def test_brand_new_cluster_uuid_zero_counts_as_no_data():
+    positions = {n: pos(-1, uuid=ZERO) for n in NODES}
+    assert decide("moodle1", positions)["action"] == "bootstrap"
+
+
+def test_live_primary_component_means_join_never_bootstrap():
+    positions = {"moodle1": pos(100), "moodle2": None, "moodle3": None}
+    live = {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
+    result = decide("moodle1", positions, live)
+    assert result["action"] == "join" and result["node"] == "moodle2"
+
+
+def test_live_primary_component_wins_over_force_bootstrap_node():
+    live = {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
+    result = decide("moodle1", {n: None for n in NODES}, live, force="moodle1")
+    assert result["action"] == "join"
+
+
+def test_donor_peer_is_still_a_primary_component_to_join():
+    # clustercheck says 503 (donor) but its body says Primary: join, do not bootstrap.
+    live = {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
+    assert decide("moodle1", {n: fresh() for n in NODES}, live)["action"] == "join"
+
+
+def test_node_already_primary_does_nothing():
+    positions = {n: pos(5) for n in NODES}
+    positions["moodle2"] = pos(5, running=True, primary=True, source="status")
+    assert decide("moodle2", positions)["action"] == "none"
+
+
+def test_full_outage_bootstraps_the_highest_seqno_not_the_designated_node():
+    positions = {"moodle1": pos(10), "moodle2": pos(12), "moodle3": pos(11)}
+    assert decide("moodle2", positions)["action"] == "bootstrap"
+    result = decide("moodle1", positions)
+    assert result["action"] == "wait" and result["node"] == "moodle2"
+    assert "12" in result["reason"]
+
+
+def test_full_outage_tie_goes_to_the_designated_node():
+    positions = {"moodle1": pos(12), "moodle2": pos(12), "moodle3": pos(11)}
+    assert decide("moodle1", positions)["action"] == "bootstrap"
+    assert decide("moodle2", positions)["node"] == "moodle1"
+
+
+def test_full_outage_tie_without_the_designated_node_goes_to_the_first_name():
+    positions = {"moodle1": pos(7), "moodle2": pos(12), "moodle3": pos(12)}
+    assert decide("moodle2", positions)["action"] == "bootstrap"
+    assert decide("moodle3", positions)["node"] == "moodle2"
+
+
+def test_safe_to_bootstrap_mark_breaks_a_tie_before_the_designated_node():
+    positions = {"moodle1": pos(12), "moodle2": pos(12), "moodle3": pos(12, safe=True)}
+    assert decide("moodle3", positions)["action"] == "bootstrap"
+    assert decide("moodle1", positions)["node"] == "moodle3"
+
+
+def test_safe_to_bootstrap_mark_never_beats_a_higher_seqno():
+    positions = {"moodle1": pos(20), "moodle2": pos(12, safe=True), "moodle3": pos(11)}
+    assert decide("moodle2", positions)["node"] == "moodle1"
+
+
+def test_fresh_designated_node_never_bootstraps_over_nodes_with_data():
+    positions = {"moodle1": fresh(), "moodle2": pos(3), "moodle3": pos(4)}
+    result = decide("moodle1", positions)
+    assert result["action"] == "wait" and result["node"] == "moodle3"
+
+
+def test_unknown_position_refuses_and_names_the_nodes():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": pos(3)}
+    result = decide("moodle1", positions)
+    assert result["action"] == "refuse"
+    assert "moodle2" in result["reason"] and "moodle3" not in result["reason"].split("of ")[1]
+
+
+def test_unknown_positions_refuse_even_for_a_brand_new_looking_node():
+    positions = {"moodle1": fresh(), "moodle2": None, "moodle3": None}
+    assert decide("moodle1", positions)["action"] == "refuse"
+
+
+def test_force_bootstrap_node_overrides_unknown_positions():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
+    assert decide("moodle2", positions, force="moodle2")["action"] == "bootstrap"
+    result = decide("moodle1", positions, force="moodle2")
+    assert result["action"] == "wait" and result["node"] == "moodle2"
+
+
+def test_force_bootstrap_node_must_be_a_galera_node():
+    assert decide("moodle1", {n: None for n in NODES}, force="lb1")["action"] == "refuse"
+
+
+def test_different_cluster_histories_refuse():
+    positions = {"moodle1": pos(12), "moodle2": pos(30, uuid=OTHER_UUID), "moodle3": pos(3)}
+    result = decide("moodle2", positions)
+    assert result["action"] == "refuse" and OTHER_UUID in result["reason"]
+
+
+def test_chosen_node_refuses_while_a_peer_runs_galera_with_unreadable_state():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    live = {"moodle2": {"primary": None, "port_open": True}, "moodle3": down("moodle3")["moodle3"]}
+    result = decide("moodle1", positions, live)
+    assert result["action"] == "refuse" and "moodle2" in result["reason"]
+
+
+def test_running_non_primary_peer_does_not_block_the_chosen_node():
+    positions = {"moodle1": pos(12), "moodle2": pos(11, running=True, source="status"),
+                 "moodle3": pos(10)}
+    live = {"moodle2": {"primary": False, "port_open": True}, "moodle3": down("moodle3")["moodle3"]}
+    assert decide("moodle1", positions, live)["action"] == "bootstrap"
+
+
+def test_not_chosen_node_waits_even_when_its_peer_state_is_unreadable():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    live = {"moodle1": {"primary": None, "port_open": True}, "moodle3": down("moodle3")["moodle3"]}
+    result = decide("moodle2", positions, live)
+    assert result["action"] == "wait" and result["node"] == "moodle1"
+
+
+# --------------------------------------------------------------------------- module
+
+
+@pytest.fixture
+def mod(monkeypatch):
+    monkeypatch.setattr(galera, "__salt__", {}, raising=False)
+    monkeypatch.setattr(galera, "__context__", {}, raising=False)
+    monkeypatch.setattr(galera, "__opts__", {}, raising=False)
+    galera.__salt__["config.get"] = lambda key, default=None: default
+    return galera
+
+
+def test_set_safe_to_bootstrap_marks_the_file_and_keeps_the_rest(mod, tmp_path):
+    path = tmp_path / "grastate.dat"
+    path.write_text(data("grastate-crashed"))
+    assert mod.set_safe_to_bootstrap(str(path)) is True
+    gra = mod.parse_grastate(path.read_text())
+    assert gra["safe_to_bootstrap"] is True
+    assert gra["uuid"] == mod.parse_grastate(data("grastate-crashed"))["uuid"]
+    assert mod.set_safe_to_bootstrap(str(path)) is False
+
+
+def test_recover_position_refuses_while_a_server_runs(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [1234])
+    with pytest.raises(CommandExecutionError, match="running"):
+        mod.recover_position()
+
+
+def test_recover_position_parses_the_server_log_and_runs_as_mysql(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    calls = []
+
+    def run_all(cmd, python_shell=None, **kwargs):
+        calls.append(cmd)
+        assert python_shell is False
+        return {"retcode": 0, "stdout": "", "stderr": data("wsrep-recover-after-kill")}
+
+    mod.__salt__["cmd.run_all"] = run_all
+    found = mod.recover_position()
+    assert found == mod.parse_recovered_position(data("wsrep-recover-after-kill"))
+    assert "--wsrep-recover" in calls[0] and "--user=mysql" in calls[0]
+
+
+def test_recover_position_without_a_position_raises_with_the_log_tail(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    mod.__salt__["cmd.run_all"] = lambda cmd, **kw: {
+        "retcode": 1, "stdout": "", "stderr": "[ERROR] InnoDB: cannot lock ibdata1\n"}
+    with pytest.raises(CommandExecutionError, match="ibdata1"):
+        mod.recover_position()
+
+
+def test_position_of_a_crashed_node_comes_from_recovery(mod, monkeypatch):
+    monkeypatch.setattr(mod, "local_state", lambda: {"running": False})
+    monkeypatch.setattr(mod, "grastate", lambda: mod.parse_grastate(data("grastate-crashed")))
+    monkeypatch.setattr(mod, "recover_position", lambda: {"uuid": UUID, "seqno": 77})
+    rec = mod.position()
+    assert rec["source"] == "recovery" and rec["seqno"] == 77 and rec["running"] is False
+    assert mod.position(use_cached=True) is rec
+
+
+def test_position_of_a_cleanly_stopped_node_comes_from_grastate(mod, monkeypatch):
+    monkeypatch.setattr(mod, "local_state", lambda: {"running": False})
+    gra = mod.parse_grastate(data("grastate-clean-shutdown-last-node"))
+    monkeypatch.setattr(mod, "grastate", lambda: gra)
+    monkeypatch.setattr(mod, "recover_position", lambda: pytest.fail("no recovery needed"))
+    rec = mod.position()
+    assert rec["source"] == "grastate" and rec["seqno"] == gra["seqno"]
+    assert rec["safe_to_bootstrap"] is True
+
+
+def test_position_of_a_running_member_comes_from_its_status(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [42])
+    monkeypatch.setattr(mod, "grastate", lambda: None)
+    rows = data("show-status-wsrep-synced")
+
+    def query(sql, socket_path=None, timeout=10):
+        if "VARIABLES" in sql:
+            return [["wsrep_on", "ON"], ["read_only", "OFF"]]
+        return [line.split("\t") for line in rows.splitlines() if line]
+
+    monkeypatch.setattr(mod, "query", query)
+    rec = mod.position()
+    st = mod.parse_rows(rows)
+    assert rec["source"] == "status" and rec["primary"] and rec["synced"]
+    assert rec["seqno"] == int(st["wsrep_last_committed"])
+    assert rec["uuid"] == st["wsrep_local_state_uuid"]
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Fake:
+    """The node as the state sees it: local server, peers, mine, commands."""
+
+    def __init__(self, local, live=None, mine=None, own=None):
+        self.local = [local] if isinstance(local, dict) else list(local)
+        self.live = live or down("moodle2", "moodle3")
+        self.mine = mine or {}
+        self.own = own or fresh()
+        self.commands = []
+        self.sent = []
+        self.innodb_open = True
+
+    def salt(self):
+        def local_state():
+            return self.local.pop(0) if len(self.local) > 1 else self.local[0]
+
+        def run_all(cmd, python_shell=None, **kwargs):
+            assert python_shell is False
+            self.commands.append(cmd)
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+
+        return {
+            "galera.local_state": local_state,
+            "galera.position": lambda use_cached=False, recover=True: self.own,
+            "galera.peer_live": lambda ip, cc, repl: self.live[
+                {"172.30.77.11": "moodle1", "172.30.77.12": "moodle2",
+                 "172.30.77.13": "moodle3"}[ip]],
+            "galera.bootstrap_decision": galera.bootstrap_decision,
+            "galera.busy_peers": galera.busy_peers,
+            "galera.innodb_open": lambda: self.innodb_open,
+            "galera.is_running": lambda: False,
+            "galera.grastate": lambda: galera.parse_grastate(data("grastate-crashed")),
+            "galera.set_safe_to_bootstrap": lambda: self.commands.append(["mark-safe"]),
+            "galera.query": lambda sql: self.commands.append(["sql", sql]),
+            "mine.get": lambda tgt, fun, tgt_type=None: dict(self.mine),
+            "mine.send": lambda *a, **k: self.sent.append((a, k)),
+            "cmd.run_all": run_all,
+        }
+
+
+def stopped():
+    return {"running": False, "reachable": False, "wsrep_on": None, "cluster_status": None,
+            "local_state": None, "local_state_comment": None, "cluster_size": None}
+
+
+def synced(size=3):
+    return {"running": True, "reachable": True, "wsrep_on": True, "cluster_status": "Primary",
+            "local_state": 4, "local_state_comment": "Synced", "cluster_size": size}
+
+
+def run_state(fake, monkeypatch, name="moodle1", test=False, **kwargs):
+    monkeypatch.setattr(galera_state, "__salt__", fake.salt(), raising=False)
+    monkeypatch.setattr(galera_state, "__opts__", {"test": test}, raising=False)
+    monkeypatch.setattr(galera_state, "POLL", 0)
+    monkeypatch.setattr(galera_state, "JOIN_STAGGER", 0)
+    monkeypatch.setattr(galera_state.time, "time", lambda: 1000.0)
+    return galera_state.cluster_member(name, NODE_IPS, "moodle1", timeout=1, peer_wait=0,
+                                       **kwargs)
+
+
+def recent(rec):
+    rec = dict(rec)
+    rec["time"] = 990
+    return rec
+
+
+def test_state_on_a_synced_member_changes_nothing(monkeypatch):
+    fake = Fake(synced())
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True and ret["changes"] == {}
+    assert fake.commands == [] and fake.sent == []
+
+
+def test_state_joins_when_a_peer_is_primary(monkeypatch):
+    fake = Fake([stopped(), synced()],
+                live={"moodle2": prim(),
+                      "moodle3": {"primary": False, "port_open": False}})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True and ret["changes"]
+    assert ["systemctl", "start", "mariadb"] in fake.commands
+    assert ["galera_new_cluster"] not in fake.commands
+
+
+def test_state_bootstraps_the_chosen_node_after_marking_it_safe(monkeypatch):
+    fake = Fake([stopped(), stopped(), synced(1)], own=pos(12),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    assert fake.commands.index(["mark-safe"]) < fake.commands.index(["galera_new_cluster"])
+    assert fake.sent, "the node publishes its position to the mine"
+
+
+def test_state_refuses_with_unknown_peer_positions_and_touches_nothing(monkeypatch):
+    fake = Fake(stopped(), own=pos(12), mine={"moodle2": recent(pos(11))})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is False and "moodle3" in ret["comment"]
+    assert fake.commands == []
+
+
+def test_state_treats_stale_mine_positions_as_unknown(monkeypatch):
+    old = pos(11)
+    old["time"] = 1  # older than position_max_age
+    fake = Fake(stopped(), own=pos(12), mine={"moodle2": old, "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is False and "moodle2" in ret["comment"]
+
+
+def test_state_test_mode_reports_the_bootstrap_without_doing_it(monkeypatch):
+    fake = Fake(stopped(), own=pos(12),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch, test=True)
+    assert ret["result"] is None and "bootstrap" in ret["comment"]
+    assert fake.commands == [] and fake.sent == []
+
+
+def test_state_stops_the_standalone_server_from_the_package_first(monkeypatch):
+    standalone = dict(synced(), wsrep_on=False, cluster_status="Disconnected", local_state=0)
+    fake = Fake([standalone, stopped(), synced(1)],
+                mine={"moodle2": recent(fresh()), "moodle3": recent(fresh())})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    assert fake.commands[0] == ["systemctl", "stop", "mariadb"]
+    assert ["galera_new_cluster"] in fake.commands
+    assert ret["changes"]["stopped"] == {
+        "old": "standalone server started by the package", "new": "stopped"}
+
+
+def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
+    fake = Fake([stopped(), synced()], own=pos(10),
+                mine={"moodle1": recent(pos(12)), "moodle3": recent(pos(11))})
+    probes = iter([False, False, False, True])
+
+    def peer_live(ip, cc, repl):
+        if ip == "172.30.77.11":
+            up = next(probes, True)
+            return {"primary": up, "port_open": True, "state": 4 if up else None}
+        return {"primary": False, "port_open": False}
+
+    salt = fake.salt()
+    salt["galera.peer_live"] = peer_live
+    monkeypatch.setattr(fake, "salt", lambda: salt)
+    ret = run_state(fake, monkeypatch, name="moodle2")
+    assert ret["result"] is True, ret["comment"]
+    assert ["systemctl", "start", "mariadb"] in fake.commands
+    assert ["galera_new_cluster"] not in fake.commands
+
+
+def test_state_running_non_primary_chosen_node_is_stopped_then_bootstrapped(monkeypatch):
+    nonprim = dict(synced(), cluster_status="non-Primary", local_state=0,
+                   local_state_comment="Initialized")
+    fake = Fake([nonprim, synced(1)], own=pos(12, running=True, source="status"),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    stop = fake.commands.index(["systemctl", "stop", "mariadb"])
+    assert stop < fake.commands.index(["galera_new_cluster"])
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
