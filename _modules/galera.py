@@ -484,7 +484,7 @@ def recover_position(user="mysql", timeout=300):
     return pos
 
 
-def position(use_cached=False, recover=True):
+def position(use_cached=False, recover=True, stamp=False):
     """
     This node's position record, as published to the mine for the bootstrap decision.
 
@@ -495,7 +495,7 @@ def position(use_cached=False, recover=True):
     ``known`` is False when the position cannot be told (a server that runs but does not
     answer, or a crash not recovered): the bootstrap decision then counts it as unknown.
     ``use_cached`` returns the record computed earlier in this run (so ``mine.send`` does
-    not recover twice).
+    not recover twice), with the current time when ``stamp`` is True.
 
     CLI Example:
 
@@ -505,7 +505,10 @@ def position(use_cached=False, recover=True):
         salt moodle1 mine.send moodle_ha_galera_position mine_function=galera.position
     """
     if use_cached and "galera.position" in __context__:
-        return __context__["galera.position"]
+        rec = dict(__context__["galera.position"])
+        if stamp:
+            rec["time"] = int(time.time())
+        return rec
     rec = {"time": int(time.time()), "known": True, "running": False, "primary": False,
            "synced": False, "uuid": None, "seqno": None, "safe_to_bootstrap": None,
            "source": "none"}

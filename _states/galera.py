@@ -105,9 +105,20 @@ def _wait_synced(timeout):
         f" state {st.get('local_state_comment')})")
 
 
+def _publish():
+    """
+    (Re)publish this stopped node's position, stamped now. Nodes keep doing it while they
+    wait, so a short position_max_age tells a live participant of this run from a record
+    left by an earlier outage (the node may have run and committed since).
+    """
+    __salt__["mine.send"](MINE_NAME, mine_function="galera.position", use_cached=True,
+                          stamp=True)
+
+
 def _wait_primary_peer(peers, clustercheck_port, replication_port, timeout):
     deadline = time.monotonic() + timeout
     while True:
+        _publish()
         live = _live(peers, clustercheck_port, replication_port)
         primaries = sorted(p for p, v in live.items() if v["primary"])
         if primaries:
@@ -144,6 +155,7 @@ def _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout):
     time.sleep(order.index(name) * JOIN_STAGGER)
     deadline = time.monotonic() + timeout
     while True:
+        _publish()
         busy = __salt__["galera.busy_peers"](_live(peers, clustercheck_port, replication_port))
         if not busy:
             return
@@ -155,18 +167,18 @@ def _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout):
 
 
 def _join(ret, local, service, timeout, why):
+    t0 = time.monotonic()
     if local["running"]:
         _systemctl("restart", service, timeout)
         verb = "restarted to join"
     else:
         _systemctl("start", service, timeout)
         verb = "started and joined"
-    t0 = time.monotonic()
     st = _wait_synced(timeout)
     ret["changes"] = {"galera": {"old": local.get("local_state_comment") or "stopped",
                                  "new": f"{verb} ({why}), Synced, cluster size"
                                         f" {st['cluster_size']}"}}
-    ret["comment"] = f"{verb}; Synced {time.monotonic() - t0:.0f} s after start"
+    ret["comment"] = f"{verb}; Synced {time.monotonic() - t0:.0f} s after the start command"
     return ret
 
 
@@ -202,7 +214,7 @@ def cluster_member(
     clustercheck_port=9200,
     replication_port=4567,
     force_bootstrap_node=None,
-    position_max_age=900,
+    position_max_age=60,
 ):
     """
     Make this node a Synced member of a Primary component.
@@ -227,7 +239,9 @@ def cluster_member(
         Operator override: bootstrap this node even if peers' positions are unknown
         (never while a Primary component is visible).
     position_max_age
-        Mine records older than this many seconds count as unknown.
+        Mine records older than this many seconds count as unknown. Waiting nodes
+        republish every few seconds, so this only has to exceed the poll interval plus
+        clock skew; a larger value lets a record from an earlier outage pass for current.
 
     Already Primary and Synced: no change. A Primary peer exists: start (or restart) the
     server to join it. No Primary anywhere: bootstrap only the node
@@ -344,9 +358,9 @@ def _gather(name, names, live, test, peer_wait, max_age, cc_port, repl_port, pee
         positions[name] = own
         return positions
     own = __salt__["galera.position"]()
-    __salt__["mine.send"](MINE_NAME, mine_function="galera.position", use_cached=True)
     deadline = time.monotonic() + peer_wait
     while True:
+        _publish()
         positions = _mine_positions(names, max_age)
         positions[name] = own
         if all(positions[n] is not None for n in names):

@@ -334,7 +334,10 @@ def test_position_of_a_crashed_node_comes_from_recovery(mod, monkeypatch):
     monkeypatch.setattr(mod, "recover_position", lambda: {"uuid": UUID, "seqno": 77})
     rec = mod.position()
     assert rec["source"] == "recovery" and rec["seqno"] == 77 and rec["running"] is False
-    assert mod.position(use_cached=True) is rec
+    assert mod.position(use_cached=True) == rec
+    monkeypatch.setattr(mod.time, "time", lambda: rec["time"] + 30)
+    again = mod.position(use_cached=True, stamp=True)
+    assert again["time"] == rec["time"] + 30 and again["seqno"] == 77
 
 
 def test_position_of_a_cleanly_stopped_node_comes_from_grastate(mod, monkeypatch):
@@ -513,6 +516,8 @@ def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
     assert ret["result"] is True, ret["comment"]
     assert ["systemctl", "start", "mariadb"] in fake.commands
     assert ["galera_new_cluster"] not in fake.commands
+    # it kept its position fresh in the mine while it waited
+    assert len(fake.sent) >= 3
 
 
 def test_state_running_non_primary_chosen_node_is_stopped_then_bootstrapped(monkeypatch):
