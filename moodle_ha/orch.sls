@@ -15,7 +15,6 @@
 {%- set gluster = roles.gluster | map(attribute="name") | list %}
 {%- set web = roles.web | map(attribute="name") | list %}
 {%- set lbs = roles.lb | map(attribute="name") | list %}
-{%- set boot = moodle_ha.nodes.bootstrap_node %}
 {%- set primary = moodle_ha.nodes.primary_node %}
 {%- set previous = [] %}
 
@@ -47,11 +46,12 @@ moodle_ha-orch-{{ id }}:
 {{ step("gluster-" ~ gluster[0] ~ "-volume-applied", gluster[:1], "moodle_ha.gluster") }}
 {%- endif %}
 
-{#- Phase: database. The bootstrap node first, then each joiner in turn (one SST at a time). #}
+{#- Phase: database. Every Galera node in one job: the galera.cluster_member state lets the
+    nodes agree (positions via the mine, liveness via clustercheck), bootstraps only the
+    designated node of a brand-new cluster or the most advanced one after a full outage, and
+    admits joiners one state transfer at a time. #}
 {%- if galera %}
-{%-   for node in [boot] + (galera | reject("equalto", boot) | list) %}
-{{ step("galera-" ~ node ~ "-applied", [node], "moodle_ha.galera") }}
-{%-   endfor %}
+{{ step("galera-applied", galera, "moodle_ha.galera") }}
 {%- endif %}
 
 {#- Phase: load balancers (the DB endpoints need clustercheck answering on every DB node). #}

@@ -16,16 +16,14 @@ def _arg(state, key):
     return None
 
 
-def test_orch_sequences_phases_and_galera_joiners_one_by_one(renderer):
+def test_orch_sequences_phases_and_applies_galera_to_all_nodes_in_one_job(renderer):
     steps = _steps(renderer)
     order = [(name.removeprefix("moodle_ha-orch-"), _arg(s, "tgt")) for name, s in steps]
     assert order == [
         ("hosts-applied", "lb1,lb2,moodle1,moodle2,moodle3"),
         ("gluster-servers-applied", "moodle2,moodle3"),
         ("gluster-moodle1-volume-applied", "moodle1"),
-        ("galera-moodle1-applied", "moodle1"),
-        ("galera-moodle2-applied", "moodle2"),
-        ("galera-moodle3-applied", "moodle3"),
+        ("galera-applied", "moodle1,moodle2,moodle3"),
         ("lb-applied", "lb1,lb2"),
         ("web-applied", "moodle1,moodle2,moodle3"),
         ("moodle-moodle1-applied", "moodle1"),
@@ -38,13 +36,9 @@ def test_orch_sequences_phases_and_galera_joiners_one_by_one(renderer):
         assert _arg(state, "failhard") is True
 
 
-def test_orch_follows_the_designated_bootstrap_and_primary_nodes(renderer):
-    steps = _steps(renderer, patch={"moodle_ha:galera:bootstrap_node": "moodle3",
-                                    "moodle_ha:moodle:primary_node": "moodle2"})
+def test_orch_follows_the_designated_primary_node(renderer):
+    steps = _steps(renderer, patch={"moodle_ha:moodle:primary_node": "moodle2"})
     names = [name.removeprefix("moodle_ha-orch-") for name, _ in steps]
-    galera = [n for n in names if n.startswith("galera-")]
-    assert galera == ["galera-moodle3-applied", "galera-moodle1-applied",
-                      "galera-moodle2-applied"]
     assert "moodle-moodle2-applied" in names and "check-moodle2-passed" in names
 
 
