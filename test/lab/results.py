@@ -32,8 +32,14 @@ def changed(orch: dict) -> list[str]:
 
 def failed(orch: dict) -> list[str]:
     """Failed orchestration steps and failed minion states, with their comments."""
-    out = [f"{step}: {r.get('comment')}" for step, r in _orch_states(orch).items()
-           if isinstance(r, dict) and r.get("result") is False]
-    out += [f"{m}: {sid}: {r.get('comment')}" for _, m, sid, r in minion_states(orch)
-            if r.get("result") is False]
+    out = [
+        f"{step}: {r.get('comment')}"
+        for step, r in _orch_states(orch).items()
+        if isinstance(r, dict) and r.get("result") is False
+    ]
+    out += [
+        f"{m}: {sid}: {r.get('comment')}"
+        for _, m, sid, r in minion_states(orch)
+        if r.get("result") is False
+    ]
     return out
