@@ -43,12 +43,16 @@ moodle_ha-moodle-install-installed:
       - sls: {{ tplroot }}.gluster.client
       - file: moodle_ha-moodle-localcachedir-dir-managed
       - cmd: moodle_ha-web-php-ini-enabled
+{%- endif %}
 
-{#- On the primary node Apache (re)starts only after the database matches the code: a stopped
-    Apache stays stopped through the install or upgrade, a failed one keeps it stopped. #}
+{#- Apache serves Moodle only with the shared dataroot mounted (else PHP would write into the
+    bare mount point), and on the primary node only once the database matches the code: a
+    stopped Apache stays stopped through the install or upgrade, a failed one keeps it stopped. #}
 extend:
   moodle_ha-web-apache-service-running:
     service:
       - require:
+        - sls: {{ tplroot }}.gluster.client
+{%- if is_primary %}
         - moodle: moodle_ha-moodle-install-installed
 {%- endif %}
