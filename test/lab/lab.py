@@ -360,7 +360,12 @@ def master_config(topo: dict) -> None:
         "file_ignore_glob": ["*.pyc"],
         # The repo is a file root: never serve its VCS data, venv, scratch or the lab dir
         # (which holds the generated secrets) to minions.
-        "file_ignore_regex": [r"(^|/)\.(git|lab|venv|scratch|pytest_cache|ruff_cache)(/|$)"],
+        # Salt matches these against full paths too: the lab's own srv/ (a file root) must
+        # stay visible while the rest of .lab (host disks, master cache) is ignored.
+        "file_ignore_regex": [
+            r"(^|/)\.(git|venv|scratch|pytest_cache|ruff_cache)(/|$)",
+            r"(^|/)\.lab/(?!srv/)",
+        ],
         "fileserver_list_cache_time": 1,
     }
     (SALT_CONF_DIR / "master").write_text(yaml_dump(conf))
@@ -492,7 +497,9 @@ def boot_host(host: str, rootfs: Path, state: dict) -> None:
         "--keep-unit",
         f"--network-bridge={BRIDGE}",
         "--bind=/dev/fuse",
-        "--console=passive",
+        # Console output goes to nspawn.log: with --console=passive nobody reads the
+        # console, its buffer fills and the container's init blocks writing to it.
+        "--console=read-only",
         "--resolv-conf=off",
         "--timezone=off",
         "--link-journal=no",
