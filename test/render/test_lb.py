@@ -126,7 +126,8 @@ def test_writer_sends_to_first_galera_node_others_backup(haproxy_cfg):
     assert "option allbackups" not in writer  # one backup at a time: a single writer
     defaults = next(line for line in writer if line.startswith("default-server"))
     for option in ("port 9200", "on-marked-down shutdown-sessions",
-                   "on-marked-up shutdown-backup-sessions", "rise 2", "fall 2", "inter 2s"):
+                   "on-marked-up shutdown-backup-sessions", "rise 2", "fall 2", "inter 1s",
+                   "fastinter 500ms"):
         assert option in defaults
     assert {"mode tcp", "option httpchk", "http-check expect status 200",
             "timeout client 8h", "timeout server 8h"} <= set(writer)
@@ -146,6 +147,8 @@ def test_readers_balance_leastconn_over_every_galera_node(haproxy_cfg):
 def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
     frontend = _section(haproxy_cfg, "frontend web")
     assert "bind 172.30.77.100:80" in frontend
+    assert "default-server inter 2s fastinter 1s rise 2 fall 2" in _section(
+        haproxy_cfg, "backend web-farm")
     assert {"mode http", "option forwardfor",
             "http-request set-header X-Forwarded-Proto http"} <= set(frontend)
     farm = _section(haproxy_cfg, "backend web-farm")
