@@ -24,7 +24,10 @@ moodle_ha-galera-service-enabled:
 moodle_ha-galera-cluster-member:
   galera.cluster_member:
     - name: {{ moodle_ha.nodes.self.name }}
-    - nodes: {{ nodes | json }}
+    - nodes:
+{%- for node in nodes %}
+      - {{ node | json }}
+{%- endfor %}
     - bootstrap_node: {{ moodle_ha.nodes.bootstrap_node }}
     - timeout: {{ galera.sync_timeout }}
     - peer_wait: {{ galera.peer_wait }}
