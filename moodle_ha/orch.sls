@@ -33,8 +33,9 @@ moodle_ha-orch-{{ id }}:
 {%-   do previous.append(id) %}
 {%- endmacro %}
 
-{#- Each state run syncs _modules/_states first (autoload_dynamic_modules), so the first step
-    already validates the pillar on every host. #}
+{#- The formula's _modules/_states reach every host first (state.sls does not sync them);
+    the next step then validates the pillar on every host before anything changes. #}
+{{ step("modules-synced", all_hosts, "moodle_ha.sync") }}
 {{ step("hosts-applied", all_hosts, "moodle_ha.hosts") }}
 
 {#- Phase: shared file system. glusterd on the other nodes first, then the first node probes

@@ -870,15 +870,56 @@ def cmd_link(args, up: bool) -> int:
     return 0
 
 
+def _progress(stop, t0: float) -> None:
+    """Print each state job of the orchestration as its minions return (master event bus)."""
+    import salt.config
+    import salt.utils.event
+
+    opts = salt.config.client_config(str(SALT_CONF_DIR / "master"))
+    started: dict[str, float] = {}
+    with salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True) as bus:
+        while not stop.is_set():
+            ev = bus.get_event(wait=1, full=True)
+            if not ev:
+                continue
+            tag, data = ev["tag"], ev["data"]
+            if not tag.startswith("salt/job/") or data.get("fun") not in ("state.sls",):
+                continue
+            jid = data.get("jid")
+            if tag.endswith("/new"):
+                started[jid] = time.monotonic()
+                sls = (data.get("arg") or ["?"])[0]
+                minions = ", ".join(data.get("minions", []))
+                log(f"[{time.monotonic() - t0:6.0f} s] {sls} -> {minions}")
+            elif "/ret/" in tag:
+                ret = data.get("return")
+                states = ret.values() if isinstance(ret, dict) else []
+                changed = sum(1 for r in states if isinstance(r, dict) and r.get("changes"))
+                failed = sum(1 for r in states if isinstance(r, dict) and r.get("result") is False)
+                took = time.monotonic() - started.get(jid, time.monotonic())
+                verdict = "ok" if data.get("success") and not failed else f"FAILED ({failed})"
+                log(f"[{time.monotonic() - t0:6.0f} s]   {data.get('id')}: {verdict},"
+                    f" {changed} changed, {took:.0f} s")
+
+
 def cmd_deploy(args) -> int:
+    import threading
+
     t0 = time.monotonic()
     rc = subprocess.run(salt_cmd("salt-run", ["saltutil.sync_all"])).returncode
     if rc == 0:
         rc = subprocess.run(salt_cmd("salt", ["*", "saltutil.sync_all", "--out=quiet"])).returncode
     if rc == 0:
-        rc = subprocess.run(
-            salt_cmd("salt-run", ["state.orchestrate", "moodle_ha.orch", *args.extra])
-        ).returncode
+        stop = threading.Event()
+        watcher = threading.Thread(target=_progress, args=(stop, t0), daemon=True)
+        watcher.start()
+        try:
+            rc = subprocess.run(
+                salt_cmd("salt-run", ["state.orchestrate", "moodle_ha.orch", *args.extra])
+            ).returncode
+        finally:
+            stop.set()
+            watcher.join(timeout=5)
     log(f"deploy {'ok' if rc == 0 else 'FAILED'} in {time.monotonic() - t0:.1f} s")
     return rc
 

@@ -20,6 +20,7 @@ def test_orch_sequences_phases_and_applies_galera_to_all_nodes_in_one_job(render
     steps = _steps(renderer)
     order = [(name.removeprefix("moodle_ha-orch-"), _arg(s, "tgt")) for name, s in steps]
     assert order == [
+        ("modules-synced", "lb1,lb2,moodle1,moodle2,moodle3"),
         ("hosts-applied", "lb1,lb2,moodle1,moodle2,moodle3"),
         ("gluster-servers-applied", "moodle2,moodle3"),
         ("gluster-moodle1-volume-applied", "moodle1"),
