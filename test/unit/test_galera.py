@@ -6,13 +6,13 @@ bootstrap decision is a pure function and is tested case by case; the state runs
 real module functions with the server, systemctl and the mine replaced by fakes.
 """
 
-import importlib.util
 import sys
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
 from render.renderlib import REPO
+from saltmodules import load
 
 DATA = REPO / "test" / "data" / "galera"
 UUID = "5e3cb1b4-cb1c-11f0-8a3e-0b6a2d0b2f57"
@@ -22,15 +22,8 @@ NODES = ["moodle1", "moodle2", "moodle3"]
 NODE_IPS = [{"name": n, "ip": f"172.30.77.1{i + 1}"} for i, n in enumerate(NODES)]
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-galera = _load("_modules/galera.py", "galera_module_under_test")
-galera_state = _load("_states/galera.py", "galera_state_under_test")
+galera = load("_modules/galera.py", "galera_module_under_test")
+galera_state = load("_states/galera.py", "galera_state_under_test")
 
 
 def data(stem):

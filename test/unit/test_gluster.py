@@ -6,25 +6,18 @@ say which host and situation they come from). The states run on the real module 
 every state test also goes through the XML parsers.
 """
 
-import importlib.util
 
 import pytest
 import yaml
 from salt.exceptions import CommandExecutionError
 
 from render.renderlib import REPO
+from saltmodules import load
 
 DATA = REPO / "test" / "data" / "gluster"
 BRICK = "/srv/gluster/moodledata"
 IPS = ["172.30.77.11", "172.30.77.12", "172.30.77.13"]
 BRICKS = [f"{ip}:{BRICK}" for ip in IPS]
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def xml(stem):
@@ -66,7 +59,7 @@ class FakeCli:
 
 @pytest.fixture
 def mod():
-    module = _load("_modules/gluster.py", "gluster_module_under_test")
+    module = load("_modules/gluster.py", "gluster_module_under_test")
     module.__salt__ = {}
     module.LOCK_RETRY_DELAY = 0
     return module
@@ -95,7 +88,7 @@ def make_state(mod, clock):
     def build(answers, test=False, minion=("moodle1", "172.30.77.11"), resolve=None):
         cli = FakeCli(answers)
         mod.__salt__ = {"cmd.run_all": cli}
-        state = _load("_states/gluster.py", "gluster_state_under_test")
+        state = load("_states/gluster.py", "gluster_state_under_test")
         functions = {
             f"gluster.{name}": getattr(mod, name)
             for name in dir(mod)

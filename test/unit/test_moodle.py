@@ -6,13 +6,13 @@ the installer wrapper and admin/cli scripts change the fake site's state. Every 
 so the tests can check what reached a command line, stdin and the logs.
 """
 
-import importlib.util
 import json
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
 from render.renderlib import REPO
+from saltmodules import load
 
 DATA = REPO / "test" / "data" / "moodle"
 DIRROOT = "/var/www/moodle"
@@ -29,13 +29,6 @@ $release  = '5.1+ (Build: 20251017)';    // Human-friendly version name
 $branch   = '501';                      // This version's branch.
 $maturity = MATURITY_STABLE;            // This version's maturity level.
 """
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def recorded(name):
@@ -122,7 +115,7 @@ class FakeFiles:
 
 @pytest.fixture
 def mod():
-    module = _load("_modules/moodle.py", "moodle_module_under_test")
+    module = load("_modules/moodle.py", "moodle_module_under_test")
     module.__salt__ = {}
     return module
 
@@ -136,7 +129,7 @@ def _site(tmp_path, version_php, public=True):
 
 
 def _state(mod, php, files, code_version="2025100600", test=False):
-    state = _load("_states/moodle.py", "moodle_state_under_test")
+    state = load("_states/moodle.py", "moodle_state_under_test")
     mod.__salt__ = {"cmd.run_all": php}
     state.__opts__ = {"test": test}
     state.__salt__ = {
