@@ -174,3 +174,20 @@ def _try_write(vip, secrets, value):
         return True
     except Exception:  # noqa: BLE001 - any failure means "not yet"
         return False
+
+
+def test_broken_pillar_value_fails_the_lb_state_and_leaves_haproxy_serving(deployed, lab_salt):
+    import json
+
+    pid_before = lab_salt("lb1", "service.show", "haproxy")["MainPID"]
+    sum_before = lab_salt("lb1", "file.get_hash", "/etc/haproxy/haproxy.cfg")
+    bad = {"moodle_ha": {"lb": {"haproxy": {"timeouts": {"client": "abc"}}}}}
+    proc = lab_run("salt", "lb1", "state.apply", "moodle_ha.lb", f"pillar={json.dumps(bad)}",
+                   "--out=json", "--static", "-t300")
+    ret = json.loads(proc.stdout)["lb1"]
+    failed = {sid: r["comment"] for sid, r in ret.items() if r["result"] is False}
+    assert any("haproxy" in sid and "timeout client" in str(c) for sid, c in failed.items()), (
+        failed)
+    assert lab_salt("lb1", "service.show", "haproxy")["MainPID"] == pid_before
+    assert lab_salt("lb1", "file.get_hash", "/etc/haproxy/haproxy.cfg") == sum_before
+    assert lab_salt("lb1", "service.status", "haproxy") is True
