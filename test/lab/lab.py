@@ -341,15 +341,31 @@ def wait_port(host: str, port: int, timeout: float, what: str, proc: subprocess.
 # --------------------------------------------------------------------------- salt-master
 
 
+# What the master serves from the repository: the formula, nothing else. Linked, not copied,
+# so edits show at once; the repo itself is no file root (walking it would walk the hosts'
+# disks under .lab on every file-list request).
+FORMULA_PATHS = ("moodle_ha", "_modules", "_states", "top.sls")
+FORMULA_ROOT = LAB_DIR / "formula"
+
+
+def formula_root() -> None:
+    FORMULA_ROOT.mkdir(parents=True, exist_ok=True)
+    for name in FORMULA_PATHS:
+        link = FORMULA_ROOT / name
+        if not link.is_symlink():
+            link.symlink_to(REPO / name)
+
+
 def master_config(topo: dict) -> None:
     SALT_CONF_DIR.mkdir(parents=True, exist_ok=True)
+    formula_root()
     conf = {
         "id": "lab-master",
         "interface": topo["gateway"],
         "root_dir": str(LAB_DIR / "salt"),
         "user": "root",
         "auto_accept": True,
-        "file_roots": {"base": [str(REPO), str(SRV_DIR)]},
+        "file_roots": {"base": [str(FORMULA_ROOT), str(SRV_DIR)]},
         "pillar_roots": {"base": [str(PILLAR_DIR)]},
         "log_level_logfile": "info",
         "timeout": 30,
@@ -358,14 +374,7 @@ def master_config(topo: dict) -> None:
         "state_output": "changes",
         "hash_type": "sha256",
         "file_ignore_glob": ["*.pyc"],
-        # The repo is a file root: never serve its VCS data, venv, scratch or the lab dir
-        # (which holds the generated secrets) to minions.
-        # Salt matches these against full paths too: the lab's own srv/ (a file root) must
-        # stay visible while the rest of .lab (host disks, master cache) is ignored.
-        "file_ignore_regex": [
-            r"(^|/)\.(git|venv|scratch|pytest_cache|ruff_cache)(/|$)",
-            r"(^|/)\.lab/(?!srv/)",
-        ],
+        "file_ignore_regex": [r"(^|/)__pycache__(/|$)"],
         "fileserver_list_cache_time": 1,
     }
     (SALT_CONF_DIR / "master").write_text(yaml_dump(conf))
