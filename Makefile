@@ -22,9 +22,10 @@ test: venv
 test-static: venv
 	bash test/run.sh --no-lab
 
-## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch.
+## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch
+## (the fixture app, or a real Moodle archive: make demo MOODLE_ARCHIVE=/path/moodle.tgz).
 demo: venv
-	$(LAB) up
+	$(LAB) up $(if $(MOODLE_ARCHIVE),--moodle-archive $(MOODLE_ARCHIVE))
 	$(LAB) deploy
 
 status: venv
