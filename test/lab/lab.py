@@ -283,6 +283,17 @@ def bridge_down() -> None:
 # --------------------------------------------------------------------------- apt-cacher-ng
 
 
+def start_daemon(cmd: list[str], log_name: str, state: dict, key: str, port: tuple) -> None:
+    """Start a lab daemon in its own session, record its PID under key, wait for its port."""
+    out = open(LOG_DIR / log_name, "ab")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                            start_new_session=True)
+    state[key] = proc.pid
+    save_state(state)
+    host, number, timeout, what = port
+    wait_port(host, number, timeout, what, proc)
+
+
 def acng_start(topo: dict, state: dict) -> None:
     conf = LAB_DIR / "acng" / "etc"
     cache = LAB_DIR / "acng" / "cache"
@@ -306,17 +317,8 @@ def acng_start(topo: dict, state: dict) -> None:
         "ExThreshold: 4\n"
         "VerboseLog: 1\n"
     )
-    out = open(LOG_DIR / "apt-cacher-ng.log", "ab")
-    proc = subprocess.Popen(
-        ["apt-cacher-ng", "-c", str(conf), "ForeGround=1"],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=out,
-        start_new_session=True,
-    )
-    state["acng_pid"] = proc.pid
-    save_state(state)
-    wait_port(topo["gateway"], ACNG_PORT, 20, "apt-cacher-ng", proc)
+    start_daemon(["apt-cacher-ng", "-c", str(conf), "ForeGround=1"], "apt-cacher-ng.log",
+                 state, "acng_pid", (topo["gateway"], ACNG_PORT, 20, "apt-cacher-ng"))
 
 
 def wait_port(host: str, port: int, timeout: float, what: str, proc: subprocess.Popen) -> None:
@@ -426,17 +428,8 @@ def moodle_archive(path: str | None) -> None:
 
 
 def master_start(topo: dict, state: dict) -> None:
-    out = open(LOG_DIR / "salt-master.out", "ab")
-    proc = subprocess.Popen(
-        [str(venv_bin("salt-master")), "-c", str(SALT_CONF_DIR), "-l", "warning"],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=out,
-        start_new_session=True,
-    )
-    state["master_pid"] = proc.pid
-    save_state(state)
-    wait_port(topo["gateway"], 4506, 60, "salt-master", proc)
+    start_daemon([str(venv_bin("salt-master")), "-c", str(SALT_CONF_DIR), "-l", "warning"],
+                 "salt-master.out", state, "master_pid", (topo["gateway"], 4506, 60, "salt-master"))
 
 
 # --------------------------------------------------------------------------- hosts
