@@ -221,7 +221,7 @@ def peer_status():
     Return the peers of this node's trusted pool (this node itself is not listed).
 
     Each peer: ``hostname``, ``hostnames`` (every name glusterd knows it by), ``uuid``,
-    ``connected`` (bool), ``state`` (int; 3 = in cluster) and ``state_str``.
+    ``connected`` (bool), ``state`` (int; ``PEER_IN_CLUSTER``: in the pool) and ``state_str``.
 
     CLI Example:
 
@@ -435,6 +435,20 @@ def volume_heal(name, full=False):
 
 _TRUE = {"on", "yes", "true", "enable", "1"}
 _FALSE = {"off", "no", "false", "disable", "0"}
+
+
+def in_cluster(peer):
+    """
+    True when a :py:func:`peer_status` record is "Peer in Cluster" and connected (None: False).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' gluster.in_cluster '{connected: true, state: 3}'
+    """
+    return (peer is not None and bool(peer.get("connected"))
+            and peer.get("state") == PEER_IN_CLUSTER)
 
 
 def option_value(value):

@@ -28,8 +28,6 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "gluster"
 
-PEER_IN_CLUSTER = 3
-
 
 def __virtual__():
     if "gluster.peer_status" in __salt__:
@@ -78,10 +76,6 @@ def _find_peer(name, peers):
     return None
 
 
-def _in_cluster(peer):
-    return peer is not None and peer["connected"] and peer["state"] == PEER_IN_CLUSTER
-
-
 def _describe(peer):
     if peer is None:
         return "not in the pool"
@@ -112,7 +106,7 @@ def peered(name, timeout=120, interval=2):
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
-    if _in_cluster(peer):
+    if __salt__["gluster.in_cluster"](peer):
         ret["comment"] = f"{name} is already in the pool: {_describe(peer)}"
         return ret
     if peer is not None and "Rejected" in (peer["state_str"] or ""):
@@ -137,7 +131,7 @@ def peered(name, timeout=120, interval=2):
     deadline = start + float(timeout)
     probed, last_error = False, None
     while True:
-        if _in_cluster(peer):
+        if __salt__["gluster.in_cluster"](peer):
             break
         if peer is None:
             try:
