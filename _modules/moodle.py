@@ -13,15 +13,12 @@ from stdin, appends ``--adminpass=`` to ``$_SERVER['argv']`` inside the php proc
 """
 
 import json
-import logging
 import os
 import re
 from decimal import Decimal, InvalidOperation
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "moodle"
 

@@ -22,12 +22,10 @@ node answers 503) and purges the caches afterwards. Passwords never appear in ch
 comments.
 """
 
-import logging
+import dataclasses
 import os
 
 from salt.exceptions import CommandExecutionError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "moodle"
 
@@ -44,19 +42,62 @@ def __virtual__():
     return __virtualname__
 
 
-def _maintenance_flag(dataroot):
-    return os.path.join(dataroot, "climaintenance.html") if dataroot else None
+@dataclasses.dataclass(frozen=True)
+class _Site:
+    """The arguments of one moodle.installed call (the passwords stay out of its repr)."""
+
+    dirroot: str
+    dbhost: str
+    dbport: int
+    dbname: str
+    dbuser: str
+    dbpass: str = dataclasses.field(repr=False)
+    adminpass: str = dataclasses.field(repr=False)
+    prefix: str
+    adminuser: str
+    adminemail: str
+    fullname: str
+    shortname: str
+    lang: str
+    dataroot: str | None
+    runas: str
+    php: str | None
+    timeout: int
+    purge_caches: bool
+
+    @property
+    def db(self):
+        """Keyword arguments of moodle.db_state / moodle.db_version."""
+        return {"dbhost": self.dbhost, "dbport": self.dbport, "dbname": self.dbname,
+                "dbuser": self.dbuser, "dbpass": self.dbpass, "prefix": self.prefix,
+                "php": self.php}
+
+    @property
+    def install(self):
+        """Keyword arguments of moodle.install (after the dirroot)."""
+        return {"adminpass": self.adminpass, "adminuser": self.adminuser,
+                "adminemail": self.adminemail, "fullname": self.fullname,
+                "shortname": self.shortname, "lang": self.lang, "runas": self.runas,
+                "php": self.php, "timeout": self.timeout}
+
+    @property
+    def maintenance_flag(self):
+        return os.path.join(self.dataroot, "climaintenance.html") if self.dataroot else None
+
+    @property
+    def secrets(self):
+        return [self.dbpass, self.adminpass]
 
 
-def _install_with_maintenance(name, dataroot, runas, install_kwargs):
+def _install_with_maintenance(site):
     """Install with the shared dataroot in CLI maintenance; keep maintenance on failure."""
-    flag = _maintenance_flag(dataroot)
+    flag = site.maintenance_flag
     placed = False
     if flag and not __salt__["file.file_exists"](flag):
         __salt__["file.write"](flag, MAINTENANCE_PAGE)
-        __salt__["file.chown"](flag, runas, runas)
+        __salt__["file.chown"](flag, site.runas, site.runas)
         placed = True
-    __salt__["moodle.install"](name, runas=runas, **install_kwargs)
+    __salt__["moodle.install"](site.dirroot, **site.install)
     if placed:
         __salt__["file.remove"](flag)
 
@@ -110,32 +151,20 @@ def installed(
     runas
         The web server's user; Moodle's CLI scripts run as it.
     """
-    return _scrubbed(
-        _installed(
-            name, dbhost, dbport, dbname, dbuser, dbpass, adminpass, prefix, adminuser,
-            adminemail, fullname, shortname, lang, dataroot, runas, php, timeout, purge_caches,
-        ),
-        [dbpass, adminpass],
-    )
+    site = _Site(dirroot=name, dbhost=dbhost, dbport=dbport, dbname=dbname, dbuser=dbuser,
+                 dbpass=dbpass, adminpass=adminpass, prefix=prefix, adminuser=adminuser,
+                 adminemail=adminemail, fullname=fullname, shortname=shortname, lang=lang,
+                 dataroot=dataroot, runas=runas, php=php, timeout=timeout,
+                 purge_caches=purge_caches)
+    return _scrubbed(_installed(site), site.secrets)
 
 
-def _installed(
-    name, dbhost, dbport, dbname, dbuser, dbpass, adminpass, prefix, adminuser, adminemail,
-    fullname, shortname, lang, dataroot, runas, php, timeout, purge_caches,
-):
+def _installed(site):
+    name, prefix = site.dirroot, site.prefix
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
-    db = {
-        "dbhost": dbhost,
-        "dbport": dbport,
-        "dbname": dbname,
-        "dbuser": dbuser,
-        "dbpass": dbpass,
-        "prefix": prefix,
-        "php": php,
-    }
     try:
         code = __salt__["moodle.code_info"](name)
-        state = __salt__["moodle.db_state"](**db)
+        state = __salt__["moodle.db_state"](**site.db)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret
@@ -159,29 +188,15 @@ def _installed(
             ret["changes"] = {"version": {"old": None, "new": code_version}}
             return ret
         try:
-            _install_with_maintenance(
-                name,
-                dataroot,
-                runas,
-                {
-                    "adminpass": adminpass,
-                    "adminuser": adminuser,
-                    "adminemail": adminemail,
-                    "fullname": fullname,
-                    "shortname": shortname,
-                    "lang": lang,
-                    "php": php,
-                    "timeout": timeout,
-                },
-            )
-            after = __salt__["moodle.db_version"](**db)
+            _install_with_maintenance(site)
+            after = __salt__["moodle.db_version"](**site.db)
         except CommandExecutionError as exc:
             ret["comment"] = (
                 f"Installing Moodle {release} failed: {exc}"
                 + (
-                    f" ({_maintenance_flag(dataroot)} is left in place: the site stays in"
+                    f" ({site.maintenance_flag} is left in place: the site stays in"
                     " maintenance)"
-                    if dataroot
+                    if site.maintenance_flag
                     else ""
                 )
             )
@@ -194,7 +209,7 @@ def _installed(
             return ret
         ret["changes"] = {"version": {"old": None, "new": after}}
         comment = f"Installed Moodle {release} ({after})"
-        return _purged(ret, name, runas, php, purge_caches, comment)
+        return _purged(ret, site, comment)
 
     try:
         order = __salt__["moodle.compare_versions"](code_version, db_version)
@@ -218,8 +233,8 @@ def _installed(
         ret["changes"] = {"version": {"old": db_version, "new": code_version}}
         return ret
     try:
-        __salt__["moodle.upgrade"](name, runas=runas, php=php, timeout=timeout)
-        after = __salt__["moodle.db_version"](**db)
+        __salt__["moodle.upgrade"](name, runas=site.runas, php=site.php, timeout=site.timeout)
+        after = __salt__["moodle.db_version"](**site.db)
     except CommandExecutionError as exc:
         ret["comment"] = f"Upgrading Moodle from {db_version} to {code_version} failed: {exc}"
         return ret
@@ -228,16 +243,16 @@ def _installed(
         ret["comment"] = f"upgrade.php finished but the database is at {after}, not {code_version}"
         return ret
     comment = f"Upgraded Moodle from {db_version} to {release} ({after})"
-    return _purged(ret, name, runas, php, purge_caches, comment)
+    return _purged(ret, site, comment)
 
 
-def _purged(ret, name, runas, php, purge, comment):
-    if not purge:
+def _purged(ret, site, comment):
+    if not site.purge_caches:
         ret["result"] = True
         ret["comment"] = comment
         return ret
     try:
-        __salt__["moodle.purge_caches"](name, runas=runas, php=php)
+        __salt__["moodle.purge_caches"](site.dirroot, runas=site.runas, php=site.php)
     except CommandExecutionError as exc:
         ret["comment"] = f"{comment}, but purging the caches failed: {exc}"
         return ret

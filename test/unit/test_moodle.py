@@ -315,6 +315,15 @@ def test_installed_installs_an_empty_database_once_then_purges(mod):
     assert php.scripts() == ["probe"]
 
 
+def test_installed_keeps_the_passwords_out_of_its_options_repr(mod, monkeypatch):
+    state = _state(mod, FakePhp(mod), FakeFiles())
+    seen = []
+    monkeypatch.setattr(state, "_installed", lambda site: seen.append(site) or {"comment": ""})
+    _installed(state)
+    assert seen[0].db["dbpass"] == DBPASS and seen[0].install["adminpass"] == ADMINPASS
+    assert DBPASS not in repr(seen[0]) and ADMINPASS not in repr(seen[0])
+
+
 def test_installed_puts_dataroot_in_cli_maintenance_during_install(mod):
     php, files = FakePhp(mod), FakeFiles()
     seen = {}
