@@ -11,8 +11,15 @@ Each node publishes :py:func:`position` to the Salt mine under ``moodle_ha_galer
 (the state does it on every run that is not already Primary and Synced). Liveness of
 peers is read directly over TCP: the clustercheck service on :9200 answers with
 ``wsrep_cluster_status`` in its body, and the replication port (4567) tells whether a
-Galera process runs there at all. :py:func:`bootstrap_decision` is a pure function of
-those facts, so every case is unit-tested.
+Galera process runs there at all. :py:func:`member_plan` (the state's next step) and
+:py:func:`bootstrap_decision` (which node bootstraps) are pure functions of those facts, so
+every case is unit-tested.
+
+Paths
+-----
+Functions that touch the server take ``socket_path``, ``datadir`` and ``user`` as arguments;
+the state passes the formula's map values (``moodle_ha:galera:socket``, ``datadir``, ``user``).
+The defaults below (also used for None) serve the command line.
 """
 
 import logging
@@ -28,13 +35,16 @@ log = logging.getLogger(__name__)
 __virtualname__ = "galera"
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-GRASTATE = "/var/lib/mysql/grastate.dat"
 SOCKET = "/run/mysqld/mysqld.sock"
+DATADIR = "/var/lib/mysql"
+SERVER_USER = "mysql"
 SERVER_BINARIES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 CLIENT_BINARIES = ("/usr/bin/mariadb", "/usr/bin/mysql")
 SERVER_NAMES = ("mariadbd", "mysqld")
-# wsrep_local_state values (Galera's numeric node states)
-STATE_JOINING, STATE_DONOR, STATE_JOINED, STATE_SYNCED = 1, 2, 3, 4
+# wsrep_local_state values (Galera's node states; 1 Joining and 3 Joined need no name here).
+# moodle_ha/galera/files/clustercheck.jinja tests the same numbers in shell.
+STATE_DONOR = 2
+STATE_SYNCED = 4
 
 _RECOVERED_RE = re.compile(
     r"WSREP: Recovered position:\s*"
@@ -53,10 +63,6 @@ def _first_existing(paths):
         if os.path.exists(path):
             return path
     return None
-
-
-def _opt(key, default):
-    return __salt__["config.get"](f"galera:{key}", default)
 
 
 # --------------------------------------------------------------------------- parsing (pure)
@@ -242,6 +248,117 @@ def bootstrap_decision(me, nodes, bootstrap_node, positions, live, force_node=No
     return {"action": "bootstrap", "node": me, "reason": why}
 
 
+def in_primary(local):
+    """
+    True when a :py:func:`local_state` record shows wsrep on in a Primary component.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.in_primary '{running: true, wsrep_on: true, cluster_status: Primary}'
+    """
+    return bool(local.get("running") and local.get("wsrep_on")
+                and local.get("cluster_status") == "Primary")
+
+
+def synced(local):
+    """
+    True when a :py:func:`local_state` record is Primary and Synced (``STATE_SYNCED``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.synced '{running: true, wsrep_on: true, cluster_status: Primary,
+            local_state: 4}'
+    """
+    return in_primary(local) and local.get("local_state") == STATE_SYNCED
+
+
+def _plan(action, reason, node=None, stop=None):
+    return {"action": action, "node": node, "reason": reason, "stop": stop}
+
+
+def member_plan(me, nodes, bootstrap_node, local, live=None, positions=None, force_node=None):
+    """
+    Decide the next step of node ``me`` towards a Synced member of a Primary component;
+    a pure function of what is known so far.
+
+    The state ``galera.cluster_member`` calls it with ``local`` first and again with each
+    fact the answer asks for (``probe``: ``live``; ``gather``: ``positions``), then carries
+    the plan out. Given ``positions``, the answer is :py:func:`bootstrap_decision`'s alone:
+    the local server was dealt with before they were gathered.
+
+    me, nodes, bootstrap_node, force_node
+        As for :py:func:`bootstrap_decision`.
+    local
+        This node's :py:func:`local_state`.
+    live
+        ``{peer: peer_live record}`` for every other node, or None before they are probed.
+    positions
+        ``{name: position record or None}``, or None before they are gathered (after the
+        ``stop``). Needed only when no Primary component is visible.
+
+    Returns ``{"action", "node", "reason", "stop"}``. ``stop`` is None, or why the running
+    local server must be stopped first (a standalone server left by the package, or a server
+    outside any Primary component: stopped, its position can be recovered). Actions:
+
+    ``synced``
+        Primary and Synced: nothing to do.
+    ``wait_synced``
+        In the Primary component but not Synced yet (Donor, Joining): wait for Synced.
+    ``finish_join``
+        The server is starting (not answering) while a peer is Primary: it is joining; wait
+        for Synced.
+    ``probe``
+        Not in a Primary component: the peers' liveness is needed.
+    ``gather``
+        No Primary component visible: every node's position is needed (after ``stop``).
+    ``none``, ``join``, ``wait`` (wait for ``node`` to bootstrap, then join), ``bootstrap``,
+    ``refuse``
+        :py:func:`bootstrap_decision` on the facts.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle1 galera.member_plan moodle1 '[moodle1, moodle2]' moodle1 \\
+            '{running: false}' '{moodle2: {primary: true, port_open: true}}'
+    """
+    if positions is not None:
+        # The last call: the local server was dealt with (stopped if the plan said so) before
+        # the positions were gathered; now they decide.
+        return dict(bootstrap_decision(me, nodes, bootstrap_node, positions, live or {},
+                                       force_node=force_node), stop=None)
+    if in_primary(local):
+        if local.get("local_state") == STATE_SYNCED:
+            return _plan("synced", f"{me} is Primary and Synced"
+                                   f" (cluster size {local.get('cluster_size')})")
+        return _plan("wait_synced", f"{me} is in the Primary component"
+                                    f" ({local.get('local_state_comment')})")
+    if live is None:
+        return _plan("probe", f"{me} is not in a Primary component: probe the peers")
+    primary_peer = any((v or {}).get("primary") for v in live.values())
+    running = bool(local.get("running"))
+    if running and not local.get("reachable") and primary_peer:
+        # Starting against a live Primary component (SST/IST): let it finish.
+        return _plan("finish_join", f"{me} is starting and a peer is Primary")
+    stop = None
+    if running and local.get("reachable") and not local.get("wsrep_on"):
+        # The package's postinst starts a standalone server; it must not keep the datadir.
+        stop = "standalone server started by the package"
+    elif running and not primary_peer:
+        # Waiting for a Primary view nobody has (e.g. autostart after a full outage) or left
+        # non-Primary: it serves nothing, and stopped its position can be recovered.
+        stop = "server outside any Primary component"
+    if not primary_peer:
+        return _plan("gather", "no Primary component: every node's position decides", stop=stop)
+    # Joining a live Primary component needs nobody's position.
+    decision = bootstrap_decision(me, nodes, bootstrap_node, {}, live, force_node=force_node)
+    return dict(decision, stop=stop)
+
+
 # --------------------------------------------------------------------------- local node
 
 
@@ -273,7 +390,7 @@ def is_running():
     return bool(_server_pids())
 
 
-def innodb_open(datadir=None):
+def innodb_open(datadir=DATADIR):
     """
     True when a running server holds its InnoDB files open (it has started its engines).
 
@@ -285,8 +402,9 @@ def innodb_open(datadir=None):
     .. code-block:: bash
 
         salt moodle1 galera.innodb_open
+        salt moodle1 galera.innodb_open datadir=/srv/mysql
     """
-    datadir = os.path.realpath(datadir or _opt("datadir", "/var/lib/mysql"))
+    datadir = os.path.realpath(datadir or DATADIR)
     names = {os.path.join(datadir, n) for n in ("ibdata1", "ib_logfile0")}
     for pid in _server_pids():
         try:
@@ -302,7 +420,7 @@ def innodb_open(datadir=None):
     return False
 
 
-def query(sql, socket_path=None, timeout=10):
+def query(sql, socket_path=SOCKET, timeout=10):
     """
     Run SQL as root over the unix socket (unix_socket authentication); return the rows.
 
@@ -313,11 +431,12 @@ def query(sql, socket_path=None, timeout=10):
     .. code-block:: bash
 
         salt moodle1 galera.query "SELECT @@wsrep_on"
+        salt moodle1 galera.query "SELECT @@wsrep_on" socket_path=/run/mysqld/mysqld.sock
     """
     client = _first_existing(CLIENT_BINARIES)
     if client is None:
         raise CommandExecutionError("galera: no mariadb/mysql client binary")
-    cmd = [client, "--protocol=socket", "-S", socket_path or _opt("socket", SOCKET),
+    cmd = [client, "--protocol=socket", "-S", socket_path or SOCKET,
            "-u", "root", "-B", "-N", f"--connect-timeout={int(timeout)}", "-e", sql]
     res = __salt__["cmd.run_all"](cmd, python_shell=False, output_loglevel="quiet",
                                   timeout=timeout + 5)
@@ -326,7 +445,7 @@ def query(sql, socket_path=None, timeout=10):
     return [line.split("\t") for line in res["stdout"].splitlines() if line]
 
 
-def status(socket_path=None):
+def status(socket_path=SOCKET):
     """
     Return ``SHOW GLOBAL STATUS LIKE 'wsrep_%'`` as a dict of strings.
 
@@ -340,7 +459,7 @@ def status(socket_path=None):
     return {row[0]: (row[1] if len(row) > 1 else "") for row in rows}
 
 
-def local_state(socket_path=None):
+def local_state(socket_path=SOCKET):
     """
     Summarise this node: running, wsrep enabled, component, local state, last committed seqno.
 
@@ -380,7 +499,7 @@ def local_state(socket_path=None):
     return out
 
 
-def is_primary(socket_path=None):
+def is_primary(socket_path=SOCKET):
     """
     True when this node runs with wsrep on and belongs to a Primary component.
 
@@ -390,13 +509,12 @@ def is_primary(socket_path=None):
 
         salt moodle1 galera.is_primary
     """
-    st = local_state(socket_path)
-    return bool(st["wsrep_on"]) and st["cluster_status"] == "Primary"
+    return in_primary(local_state(socket_path))
 
 
-def is_synced(socket_path=None):
+def is_synced(socket_path=SOCKET):
     """
-    True when this node is Primary and Synced (wsrep_local_state 4).
+    True when this node is Primary and Synced (wsrep_local_state ``STATE_SYNCED``).
 
     CLI Example:
 
@@ -404,22 +522,27 @@ def is_synced(socket_path=None):
 
         salt moodle1 galera.is_synced
     """
-    st = local_state(socket_path)
-    return (bool(st["wsrep_on"]) and st["cluster_status"] == "Primary"
-            and st["local_state"] == STATE_SYNCED)
+    return synced(local_state(socket_path))
 
 
-def grastate(path=None):
+def _grastate_path(path, datadir):
+    return path or os.path.join(datadir or DATADIR, "grastate.dat")
+
+
+def grastate(path=None, datadir=DATADIR):
     """
     Parse grastate.dat: ``{"version", "uuid", "seqno", "safe_to_bootstrap"}``; None if absent.
+
+    ``path`` defaults to ``<datadir>/grastate.dat``.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt moodle1 galera.grastate /var/lib/mysql/grastate.dat
+        salt moodle1 galera.grastate datadir=/srv/mysql
     """
-    path = path or os.path.join(_opt("datadir", "/var/lib/mysql"), "grastate.dat")
+    path = _grastate_path(path, datadir)
     try:
         with open(path, encoding="utf-8") as fh:
             return parse_grastate(fh.read())
@@ -427,19 +550,20 @@ def grastate(path=None):
         return None
 
 
-def set_safe_to_bootstrap(path=None):
+def set_safe_to_bootstrap(path=None, datadir=DATADIR):
     """
     Mark grastate.dat ``safe_to_bootstrap: 1`` (only the node chosen to bootstrap).
 
-    Returns True when the file changed.
+    ``path`` defaults to ``<datadir>/grastate.dat``. Returns True when the file changed.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt moodle2 galera.set_safe_to_bootstrap
+        salt moodle2 galera.set_safe_to_bootstrap datadir=/srv/mysql
     """
-    path = path or os.path.join(_opt("datadir", "/var/lib/mysql"), "grastate.dat")
+    path = _grastate_path(path, datadir)
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     new, count = re.subn(r"(?m)^safe_to_bootstrap:\s*\d+\s*$", "safe_to_bootstrap: 1", text)
@@ -457,7 +581,7 @@ def set_safe_to_bootstrap(path=None):
     return True
 
 
-def recover_position(user="mysql", timeout=300):
+def recover_position(user=SERVER_USER, timeout=300):
     """
     Run ``mariadbd --wsrep-recover`` and return the recovered ``{"uuid", "seqno"}``.
 
@@ -472,7 +596,7 @@ def recover_position(user="mysql", timeout=300):
     if is_running():
         raise CommandExecutionError("galera: mariadbd is running; stop it before --wsrep-recover")
     server = _first_existing(SERVER_BINARIES)
-    cmd = [server, f"--user={user}", "--wsrep-recover", "--disable-log-error"]
+    cmd = [server, f"--user={user or SERVER_USER}", "--wsrep-recover", "--disable-log-error"]
     res = __salt__["cmd.run_all"](cmd, python_shell=False, timeout=timeout,
                                   output_loglevel="quiet")
     text = (res.get("stderr") or "") + "\n" + (res.get("stdout") or "")
@@ -484,7 +608,8 @@ def recover_position(user="mysql", timeout=300):
     return pos
 
 
-def position(use_cached=False, recover=True, stamp=False):
+def position(use_cached=False, recover=True, stamp=False, socket_path=SOCKET, datadir=DATADIR,
+             user=SERVER_USER):
     """
     This node's position record, as published to the mine for the bootstrap decision.
 
@@ -495,7 +620,8 @@ def position(use_cached=False, recover=True, stamp=False):
     ``known`` is False when the position cannot be told (a server that runs but does not
     answer, or a crash not recovered): the bootstrap decision then counts it as unknown.
     ``use_cached`` returns the record computed earlier in this run (so ``mine.send`` does
-    not recover twice), with the current time when ``stamp`` is True.
+    not recover twice), with the current time when ``stamp`` is True. ``socket_path``,
+    ``datadir`` and ``user`` (the server's system user, for the recovery) locate the server.
 
     CLI Example:
 
@@ -512,8 +638,8 @@ def position(use_cached=False, recover=True, stamp=False):
     rec = {"time": int(time.time()), "known": True, "running": False, "primary": False,
            "synced": False, "uuid": None, "seqno": None, "safe_to_bootstrap": None,
            "source": "none"}
-    st = local_state()
-    gra = grastate()
+    st = local_state(socket_path)
+    gra = grastate(datadir=datadir)
     if gra:
         rec["safe_to_bootstrap"] = gra["safe_to_bootstrap"]
     if st["running"]:
@@ -527,15 +653,13 @@ def position(use_cached=False, recover=True, stamp=False):
             if gra:
                 rec.update(uuid=gra["uuid"], seqno=gra["seqno"])
         else:
-            rec.update(primary=st["cluster_status"] == "Primary",
-                       synced=st["cluster_status"] == "Primary"
-                       and st["local_state"] == STATE_SYNCED,
+            rec.update(primary=in_primary(st), synced=synced(st),
                        uuid=st["uuid"], seqno=st["last_committed"], source="status")
     elif gra and gra["seqno"] is not None and gra["seqno"] >= 0:
         rec.update(uuid=gra["uuid"], seqno=gra["seqno"], source="grastate")
     elif gra and gra["uuid"] and gra["uuid"] != ZERO_UUID:
         if recover:
-            rec.update(recover_position(), source="recovery")
+            rec.update(recover_position(user), source="recovery")
         else:
             rec.update(known=False, uuid=gra["uuid"], source="crashed, not recovered")
     elif gra:

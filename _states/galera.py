@@ -9,6 +9,9 @@ only when that is provably safe.
         - name: moodle1
         - nodes: [{name: moodle1, ip: 172.30.77.11}, {name: moodle2, ip: 172.30.77.12}, ...]
         - bootstrap_node: moodle1
+        - socket_path: /run/mysqld/mysqld.sock
+        - datadir: /var/lib/mysql
+        - user: mysql
 
 Peer information: each node publishes :py:func:`galera.position <_modules.galera.position>`
 to the Salt mine (``moodle_ha_galera_position``) when it is not already Primary and Synced,
@@ -16,8 +19,12 @@ then reads the other nodes' records from the mine; liveness comes straight from 
 clustercheck (:9200, body ``wsrep_cluster_status``) and replication port (4567). Applying
 the state to every Galera node in one job lets all of them publish and agree; applied to
 one node alone (or masterless) it joins a live Primary component or refuses, never guesses.
+
+What to do is decided by :py:func:`galera.member_plan <_modules.galera.member_plan>`, a pure
+function of the facts gathered here; this module gathers them and carries the plan out.
 """
 
+import dataclasses
 import logging
 import time
 
@@ -39,13 +46,49 @@ def __virtual__():
     return __virtualname__
 
 
-def _peers(name, nodes):
-    return [n for n in nodes if n["name"] != name]
+@dataclasses.dataclass(frozen=True)
+class _Member:
+    """The arguments of one cluster_member call: this node, its peers, where and how long."""
+
+    name: str
+    nodes: list
+    bootstrap_node: str
+    timeout: float
+    peer_wait: float
+    service: str
+    clustercheck_port: int
+    replication_port: int
+    force_bootstrap_node: object
+    position_max_age: float
+    socket_path: str | None
+    datadir: str | None
+    user: str | None
+
+    @property
+    def peers(self):
+        return [n for n in self.nodes if n["name"] != self.name]
+
+    @property
+    def names(self):
+        return [n["name"] for n in self.nodes]
+
+    @property
+    def server(self):
+        """Keyword arguments that locate the server for galera.position."""
+        return {"socket_path": self.socket_path, "datadir": self.datadir, "user": self.user}
 
 
-def _live(peers, clustercheck_port, replication_port):
-    return {p["name"]: __salt__["galera.peer_live"](p["ip"], clustercheck_port, replication_port)
-            for p in peers}
+# --------------------------------------------------------------------------- facts
+
+
+def _local_state(m):
+    return __salt__["galera.local_state"](socket_path=m.socket_path)
+
+
+def _live(m):
+    return {p["name"]: __salt__["galera.peer_live"](p["ip"], m.clustercheck_port,
+                                                     m.replication_port)
+            for p in m.peers}
 
 
 def _mine_positions(names, max_age):
@@ -62,73 +105,47 @@ def _mine_positions(names, max_age):
     return out
 
 
-def _systemctl(verb, service, timeout):
-    res = __salt__["cmd.run_all"](["systemctl", verb, service], python_shell=False,
-                                  timeout=timeout)
-    if res["retcode"] != 0:
-        raise CommandExecutionError(
-            f"systemctl {verb} {service} failed: {res['stderr'].strip() or res['stdout']}")
-
-
-def _stop_server(local, service, timeout):
-    """
-    Stop the local server. One that waits for a Primary view ignores SIGTERM (and Debian's
-    unit has SendSIGKILL=no, so `systemctl stop` hung for good in the lab); it has not
-    opened InnoDB yet, so it is killed instead. Anything with InnoDB open stops gracefully.
-    """
-    if not local.get("reachable") and not __salt__["galera.innodb_open"]():
-        __salt__["cmd.run_all"](["systemctl", "kill", "--signal=SIGKILL", service],
-                                python_shell=False, timeout=30)
-        deadline = time.monotonic() + 60
-        while __salt__["galera.is_running"]():
-            if time.monotonic() >= deadline:
-                raise CommandExecutionError("the server did not exit after SIGKILL")
-            time.sleep(POLL / 4)
-        # Let systemd finish the unit's pending stop job before the next start.
-        __salt__["cmd.run_all"](["systemctl", "stop", service], python_shell=False,
-                                timeout=60)
-        return "killed (waiting for a Primary view, InnoDB not open)"
-    _systemctl("stop", service, timeout)
-    return "stopped"
-
-
-def _wait_synced(timeout):
-    deadline = time.monotonic() + timeout
-    st = {}
-    while time.monotonic() < deadline:
-        st = __salt__["galera.local_state"]()
-        if st["wsrep_on"] and st["cluster_status"] == "Primary" and st["local_state"] == 4:
-            return st
-        time.sleep(POLL)
-    raise CommandExecutionError(
-        f"not Synced after {timeout} s (cluster_status {st.get('cluster_status')},"
-        f" state {st.get('local_state_comment')})")
-
-
-def _publish():
+def _publish(m):
     """
     (Re)publish this stopped node's position, stamped now. Nodes keep doing it while they
     wait, so a short position_max_age tells a live participant of this run from a record
     left by an earlier outage (the node may have run and committed since).
     """
     __salt__["mine.send"](MINE_NAME, mine_function="galera.position", use_cached=True,
-                          stamp=True)
+                          stamp=True, **m.server)
 
 
-def _wait_primary_peer(peers, clustercheck_port, replication_port, timeout):
-    deadline = time.monotonic() + timeout
+def _gather(m, test):
+    """Publish this node's position, then wait until every node's record is in the mine."""
+    if test:
+        own = __salt__["galera.position"](recover=False, **m.server)
+        positions = _mine_positions(m.names, m.position_max_age)
+        positions[m.name] = own
+        return positions
+    own = __salt__["galera.position"](**m.server)
+    deadline = time.monotonic() + m.peer_wait
     while True:
-        _publish()
-        live = _live(peers, clustercheck_port, replication_port)
-        primaries = sorted(p for p, v in live.items() if v["primary"])
-        if primaries:
-            return primaries
+        _publish(m)
+        positions = _mine_positions(m.names, m.position_max_age)
+        positions[m.name] = own
+        if all(positions[n] is not None for n in m.names):
+            return positions
         if time.monotonic() >= deadline:
-            raise CommandExecutionError(f"no peer reached a Primary component within {timeout} s")
-        time.sleep(POLL)
+            return positions
+        if any(v["primary"] for v in _live(m).values()):
+            return positions
+        time.sleep(POLL * 1.5)
+
+
+def _plan(m, local, live=None, positions=None):
+    return __salt__["galera.member_plan"](m.name, m.names, m.bootstrap_node, local, live=live,
+                                          positions=positions,
+                                          force_node=m.force_bootstrap_node)
 
 
 def _describe(positions):
+    if not positions:
+        return "a peer is Primary"
     parts = []
     for name in sorted(positions):
         rec = positions[name]
@@ -142,66 +159,174 @@ def _describe(positions):
     return "; ".join(parts)
 
 
-def _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout):
+# --------------------------------------------------------------------------- actions
+
+
+def _systemctl(verb, service, timeout):
+    res = __salt__["cmd.run_all"](["systemctl", verb, service], python_shell=False,
+                                  timeout=timeout)
+    if res["retcode"] != 0:
+        raise CommandExecutionError(
+            f"systemctl {verb} {service} failed: {res['stderr'].strip() or res['stdout']}")
+
+
+def _stop_server(m, local):
+    """
+    Stop the local server. One that waits for a Primary view ignores SIGTERM (and Debian's
+    unit has SendSIGKILL=no, so `systemctl stop` hung for good in the lab); it has not
+    opened InnoDB yet, so it is killed instead. Anything with InnoDB open stops gracefully.
+    """
+    if not local.get("reachable") and not __salt__["galera.innodb_open"](datadir=m.datadir):
+        __salt__["cmd.run_all"](["systemctl", "kill", "--signal=SIGKILL", m.service],
+                                python_shell=False, timeout=30)
+        deadline = time.monotonic() + 60
+        while __salt__["galera.is_running"]():
+            if time.monotonic() >= deadline:
+                raise CommandExecutionError("the server did not exit after SIGKILL")
+            time.sleep(POLL / 4)
+        # Let systemd finish the unit's pending stop job before the next start.
+        __salt__["cmd.run_all"](["systemctl", "stop", m.service], python_shell=False,
+                                timeout=60)
+        return "killed (waiting for a Primary view, InnoDB not open)"
+    _systemctl("stop", m.service, m.timeout)
+    return "stopped"
+
+
+def _wait_synced(m):
+    deadline = time.monotonic() + m.timeout
+    st = {}
+    while time.monotonic() < deadline:
+        st = _local_state(m)
+        if __salt__["galera.synced"](st):
+            return st
+        time.sleep(POLL)
+    raise CommandExecutionError(
+        f"not Synced after {m.timeout} s (cluster_status {st.get('cluster_status')},"
+        f" state {st.get('local_state_comment')})")
+
+
+def _wait_primary_peer(m):
+    deadline = time.monotonic() + m.timeout
+    while True:
+        _publish(m)
+        primaries = sorted(p for p, v in _live(m).items() if v["primary"])
+        if primaries:
+            return primaries
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"no peer reached a Primary component within {m.timeout} s")
+        time.sleep(POLL)
+
+
+def _wait_join_turn(m):
     """
     One state transfer at a time: two joiners at once made the donor's view change time out
     under load and the bootstrap node fell to non-Primary (lab). Nodes start their checks
     staggered by name among the nodes not yet Primary, then wait until no peer is
     Joining/Donor/Joined.
     """
-    peers = _peers(name, nodes)
-    live = _live(peers, clustercheck_port, replication_port)
-    order = sorted([name] + [p for p, v in live.items() if not v["primary"]])
-    time.sleep(order.index(name) * JOIN_STAGGER)
-    deadline = time.monotonic() + timeout
+    live = _live(m)
+    order = sorted([m.name] + [p for p, v in live.items() if not v["primary"]])
+    time.sleep(order.index(m.name) * JOIN_STAGGER)
+    deadline = time.monotonic() + m.timeout
     while True:
-        _publish()
-        busy = __salt__["galera.busy_peers"](_live(peers, clustercheck_port, replication_port))
+        _publish(m)
+        busy = __salt__["galera.busy_peers"](_live(m))
         if not busy:
             return
         if time.monotonic() >= deadline:
             raise CommandExecutionError(
-                f"{', '.join(busy)} still transferring state (or desynced) after {timeout} s:"
+                f"{', '.join(busy)} still transferring state (or desynced) after {m.timeout} s:"
                 " not joining now (a second joiner can cost the donor its Primary component)")
         time.sleep(POLL)
 
 
-def _join(ret, local, service, timeout, why):
+def _join(m, local, why):
+    """Start (or restart) the server into the Primary component; return (changes, comment)."""
     t0 = time.monotonic()
     if local["running"]:
-        _systemctl("restart", service, timeout)
+        _systemctl("restart", m.service, m.timeout)
         verb = "restarted to join"
     else:
-        _systemctl("start", service, timeout)
+        _systemctl("start", m.service, m.timeout)
         verb = "started and joined"
-    st = _wait_synced(timeout)
-    ret["changes"] = {"galera": {"old": local.get("local_state_comment") or "stopped",
-                                 "new": f"{verb} ({why}), Synced, cluster size"
-                                        f" {st['cluster_size']}"}}
-    ret["comment"] = f"{verb}; Synced {time.monotonic() - t0:.0f} s after the start command"
-    return ret
+    st = _wait_synced(m)
+    changes = {"galera": {"old": local.get("local_state_comment") or "stopped",
+                          "new": f"{verb} ({why}), Synced, cluster size {st['cluster_size']}"}}
+    return changes, f"{verb}; Synced {time.monotonic() - t0:.0f} s after the start command"
 
 
-def _bootstrap(ret, local, service, timeout, why):
+def _bootstrap(m, local, why):
+    """Start a new Primary component from this node; return (changes, comment)."""
     how = "galera_new_cluster"
     if local["running"]:
         # A server left in a non-Primary component is stopped (its position is then in
         # grastate.dat) rather than bootstrapped in place with pc.bootstrap=YES: in the lab
         # that kept a donor aborted earlier stuck in Donor/Desynced.
-        _stop_server(local, service, timeout)
+        _stop_server(m, local)
         how = "stopped the non-Primary server, galera_new_cluster"
-    gra = __salt__["galera.grastate"]()
+    gra = __salt__["galera.grastate"](datadir=m.datadir)
     if gra is not None and not gra.get("safe_to_bootstrap"):
-        __salt__["galera.set_safe_to_bootstrap"]()
-    res = __salt__["cmd.run_all"](["galera_new_cluster"], python_shell=False, timeout=timeout)
+        __salt__["galera.set_safe_to_bootstrap"](datadir=m.datadir)
+    res = __salt__["cmd.run_all"](["galera_new_cluster"], python_shell=False, timeout=m.timeout)
     if res["retcode"] != 0:
         raise CommandExecutionError(f"galera_new_cluster failed: {res['stderr'].strip()}")
-    st = _wait_synced(timeout)
-    ret["changes"] = {"galera": {"old": local.get("local_state_comment") or "stopped",
-                                 "new": f"bootstrapped a new Primary component ({how}; {why})",
-                                 "cluster_size": st["cluster_size"]}}
-    ret["comment"] = f"Bootstrapped: {why}"
+    st = _wait_synced(m)
+    changes = {"galera": {"old": local.get("local_state_comment") or "stopped",
+                          "new": f"bootstrapped a new Primary component ({how}; {why})",
+                          "cluster_size": st["cluster_size"]}}
+    return changes, f"Bootstrapped: {why}"
+
+
+def _done(ret, changes, comment):
+    ret["changes"].update(changes)
+    ret.update(result=True, comment=comment)
     return ret
+
+
+def _carry_out(ret, m, plan, local, positions):
+    """Do what the plan says (or, with test=True, say what would be done)."""
+    test = __opts__["test"]
+    action = plan["action"]
+    if action == "synced":
+        ret.update(result=True, comment=plan["reason"])
+        return ret
+    if action == "wait_synced":
+        if test:
+            ret.update(result=True, comment=f"{plan['reason']}; would wait for Synced")
+            return ret
+        st = _wait_synced(m)
+        ret.update(result=True, comment=f"{m.name} reached Synced (size {st['cluster_size']})")
+        return ret
+    if action == "finish_join":
+        if test:
+            ret.update(result=True, comment=f"{m.name} is starting; would wait for Synced")
+            return ret
+        st = _wait_synced(m)
+        ret.update(result=True, comment=f"{m.name} finished joining (size {st['cluster_size']})")
+        return ret
+
+    summary = _describe(positions)
+    log.info("galera plan for %s: %s [%s]", m.name, plan, summary)
+    if action == "refuse":
+        ret["comment"] = f"Refusing: {plan['reason']} [{summary}]"
+        return ret
+    if action == "none":
+        ret.update(result=True, comment=plan["reason"])
+        return ret
+    if test:
+        what = {"join": f"start {m.service} and join the Primary component",
+                "bootstrap": "bootstrap a new Primary component",
+                "wait": f"wait for {plan['node']} to bootstrap, then join"}[action]
+        ret.update(result=None, comment=f"would {what}: {plan['reason']} [{summary}]",
+                   changes={"galera": {"action": action, "node": plan["node"]}})
+        return ret
+    if action == "bootstrap":
+        return _done(ret, *_bootstrap(m, local, f"{plan['reason']} [{summary}]"))
+    if action == "wait":
+        _wait_primary_peer(m)
+    _wait_join_turn(m)
+    return _done(ret, *_join(m, local, plan["reason"]))
 
 
 def cluster_member(
@@ -215,6 +340,9 @@ def cluster_member(
     replication_port=4567,
     force_bootstrap_node=None,
     position_max_age=60,
+    socket_path=None,
+    datadir=None,
+    user=None,
 ):
     """
     Make this node a Synced member of a Primary component.
@@ -242,6 +370,10 @@ def cluster_member(
         Mine records older than this many seconds count as unknown. Waiting nodes
         republish every few seconds, so this only has to exceed the poll interval plus
         clock skew; a larger value lets a record from an earlier outage pass for current.
+    socket_path, datadir, user
+        The local server's unix socket, data directory (grastate.dat, InnoDB files) and
+        system user (runs ``--wsrep-recover``): the formula's map values. None: the galera
+        execution module's defaults.
 
     Already Primary and Synced: no change. A Primary peer exists: start (or restart) the
     server to join it. No Primary anywhere: bootstrap only the node
@@ -249,124 +381,32 @@ def cluster_member(
     (brand-new: ``bootstrap_node``; after an outage: the highest recovered seqno); the
     others wait for its Primary component and join. Unknown positions: refuse.
     """
+    m = _Member(name=name, nodes=nodes, bootstrap_node=bootstrap_node, timeout=timeout,
+                peer_wait=peer_wait, service=service, clustercheck_port=clustercheck_port,
+                replication_port=replication_port, force_bootstrap_node=force_bootstrap_node,
+                position_max_age=position_max_age, socket_path=socket_path, datadir=datadir,
+                user=user)
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
-    test = __opts__["test"]
-    local = __salt__["galera.local_state"]()
-    if local["running"] and local["wsrep_on"] and local["cluster_status"] == "Primary":
-        if local["local_state"] == 4:
-            ret.update(result=True, comment=(
-                f"{name} is Primary and Synced (cluster size {local['cluster_size']})"))
-            return ret
-        if test:
-            ret.update(result=True, comment=(
-                f"{name} is in the Primary component ({local['local_state_comment']});"
-                " would wait for Synced"))
-            return ret
-        try:
-            st = _wait_synced(timeout)
-        except CommandExecutionError as exc:
-            ret["comment"] = str(exc)
-            return ret
-        ret.update(result=True, comment=f"{name} reached Synced (size {st['cluster_size']})")
-        return ret
-
-    peers = _peers(name, nodes)
-    names = [n["name"] for n in nodes]
-    planned = []
     try:
-        live = _live(peers, clustercheck_port, replication_port)
-        primary_peer = any(v["primary"] for v in live.values())
-        if local["running"] and not local["reachable"] and primary_peer:
-            # Starting against a live Primary component (SST/IST): let it finish.
-            if test:
-                ret.update(result=True, comment=f"{name} is starting; would wait for Synced")
-                return ret
-            st = _wait_synced(timeout)
-            ret.update(result=True, comment=f"{name} finished joining (size {st['cluster_size']})")
-            return ret
-        stop_why = None
-        if local["running"] and local["reachable"] and not local["wsrep_on"]:
-            # The package's postinst starts a standalone server; it must not keep the datadir.
-            stop_why = "standalone server started by the package"
-        elif local["running"] and not primary_peer:
-            # Waiting for a Primary view nobody has (e.g. autostart after a full outage) or
-            # left non-Primary: it serves nothing, and stopped its position can be recovered.
-            stop_why = "server outside any Primary component"
-        if stop_why:
-            planned.append(f"stop the {stop_why}")
-            if test:
-                ret.update(result=None, changes={"galera": {"stop": stop_why}}, comment=(
-                    f"would stop the {stop_why}, recover and publish its position, then"
+        # Each fact is fetched only when the plan asks for it: a Synced member probes no
+        # peer, and positions are gathered only when no Primary component is visible.
+        local = _local_state(m)
+        plan = _plan(m, local)
+        if plan["action"] == "probe":
+            plan = _plan(m, local, _live(m))
+        if plan["stop"]:
+            if __opts__["test"]:
+                ret.update(result=None, changes={"galera": {"stop": plan["stop"]}}, comment=(
+                    f"would stop the {plan['stop']}, recover and publish its position, then"
                     " join or bootstrap as the positions of all nodes decide"))
                 return ret
-            how = _stop_server(local, service, timeout)
-            ret["changes"]["stopped"] = {"old": stop_why, "new": how}
-            local = __salt__["galera.local_state"]()
-
-        if any(v["primary"] for v in live.values()):
-            positions = {}
-        else:
-            positions = _gather(name, names, live, test, peer_wait, position_max_age,
-                                clustercheck_port, replication_port, peers)
-            live = _live(peers, clustercheck_port, replication_port)
-        decision = __salt__["galera.bootstrap_decision"](
-            name, names, bootstrap_node, positions, live, force_bootstrap_node)
-        summary = _describe(positions) if positions else "a peer is Primary"
-        log.info("galera decision for %s: %s [%s]", name, decision, summary)
-
-        action = decision["action"]
-        if action == "refuse":
-            ret["comment"] = f"Refusing: {decision['reason']} [{summary}]"
-            return ret
-        if action == "none":
-            ret.update(result=True, comment=decision["reason"])
-            return ret
-        if test:
-            what = {"join": f"start {service} and join the Primary component",
-                    "bootstrap": "bootstrap a new Primary component",
-                    "wait": f"wait for {decision['node']} to bootstrap, then join"}[action]
-            ret.update(result=None, comment="; ".join(
-                planned + [f"would {what}: {decision['reason']} [{summary}]"]))
-            ret["changes"] = {"galera": {"action": action, "node": decision["node"]}}
-            return ret
-        if action == "bootstrap":
-            return _finish(ret, _bootstrap(dict(ret), local, service, timeout,
-                                           f"{decision['reason']} [{summary}]"))
-        if action == "wait":
-            _wait_primary_peer(peers, clustercheck_port, replication_port, timeout)
-        _wait_join_turn(name, nodes, clustercheck_port, replication_port, timeout)
-        return _finish(ret, _join(dict(ret), local, service, timeout, decision["reason"]))
+            ret["changes"]["stopped"] = {"old": plan["stop"], "new": _stop_server(m, local)}
+            local = _local_state(m)
+        positions = {}
+        if plan["action"] == "gather":
+            positions = _gather(m, __opts__["test"])
+            plan = _plan(m, local, _live(m), positions)
+        return _carry_out(ret, m, plan, local, positions)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret
-
-
-def _finish(ret, done):
-    changes = dict(ret["changes"])
-    changes.update(done["changes"])
-    ret.update(done)
-    ret["changes"] = changes
-    ret["result"] = True
-    return ret
-
-
-def _gather(name, names, live, test, peer_wait, max_age, cc_port, repl_port, peers):
-    """Publish this node's position, then wait until every node's record is in the mine."""
-    if test:
-        own = __salt__["galera.position"](recover=False)
-        positions = _mine_positions(names, max_age)
-        positions[name] = own
-        return positions
-    own = __salt__["galera.position"]()
-    deadline = time.monotonic() + peer_wait
-    while True:
-        _publish()
-        positions = _mine_positions(names, max_age)
-        positions[name] = own
-        if all(positions[n] is not None for n in names):
-            return positions
-        if time.monotonic() >= deadline:
-            return positions
-        if any(v["primary"] for v in _live(peers, cc_port, repl_port).values()):
-            return positions
-        time.sleep(POLL * 1.5)

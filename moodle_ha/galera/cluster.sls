@@ -36,6 +36,9 @@ moodle_ha-galera-cluster-member:
     - service: {{ moodle_ha.services.galera }}
     - clustercheck_port: {{ galera.clustercheck.port }}
     - replication_port: {{ galera.replication_port }}
+    - socket_path: {{ galera.socket | json }}
+    - datadir: {{ galera.datadir | json }}
+    - user: {{ galera.user | json }}
     - require:
       - file: moodle_ha-galera-config-file-managed
       - service: moodle_ha-galera-clustercheck-service-running

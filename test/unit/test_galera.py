@@ -2,8 +2,9 @@
 
 Parsers are fed with outputs recorded from MariaDB 10.11 / Galera 4 in the lab
 (test/data/galera/; the file names say which host and situation they come from). The
-bootstrap decision is a pure function and is tested case by case; the state runs on the
-real module functions with the server, systemctl and the mine replaced by fakes.
+state's plan and the bootstrap decision are pure functions and are tested case by case; the
+state runs on the real module functions with the server, systemctl and the mine replaced by
+fakes.
 """
 
 import sys
@@ -50,7 +51,7 @@ def down(*peers):
 
 def prim():
     """A peer whose clustercheck says Synced in a Primary component."""
-    return {"primary": True, "port_open": True, "state": 4}
+    return {"primary": True, "port_open": True, "state": galera.STATE_SYNCED}
 
 
 def decide(me, positions, live=None, bootstrap_node="moodle1", force=None):
@@ -117,14 +118,14 @@ def test_clustercheck_answer_synced_is_200_with_primary_status():
     answer = galera.parse_clustercheck(data("clustercheck-200-synced"))
     assert answer["code"] == 200
     assert answer["fields"]["wsrep_cluster_status"] == "Primary"
-    assert answer["fields"]["wsrep_local_state"] == "4"
+    assert answer["fields"]["wsrep_local_state"] == str(galera.STATE_SYNCED)
 
 
 def test_clustercheck_answer_desynced_is_503_but_still_primary():
     answer = galera.parse_clustercheck(data("clustercheck-503-desynced"))
     assert answer["code"] == 503
     assert answer["fields"]["wsrep_cluster_status"] == "Primary"
-    assert answer["fields"]["wsrep_local_state"] == "2"
+    assert answer["fields"]["wsrep_local_state"] == str(galera.STATE_DONOR)
 
 
 def test_clustercheck_answer_mysqld_down():
@@ -268,6 +269,148 @@ def test_not_chosen_node_waits_even_when_its_peer_state_is_unreadable():
     assert result["action"] == "wait" and result["node"] == "moodle1"
 
 
+# --------------------------------------------------------------------------- plan
+
+
+def stopped():
+    return {"running": False, "reachable": False, "wsrep_on": None, "cluster_status": None,
+            "local_state": None, "local_state_comment": None, "cluster_size": None}
+
+
+def synced(size=3):
+    return {"running": True, "reachable": True, "wsrep_on": True, "cluster_status": "Primary",
+            "local_state": galera.STATE_SYNCED, "local_state_comment": "Synced",
+            "cluster_size": size}
+
+
+def standalone():
+    """The package's first start: a server without wsrep."""
+    return dict(synced(), wsrep_on=False, cluster_status="Disconnected", local_state=0)
+
+
+def non_primary():
+    return dict(synced(), cluster_status="non-Primary", local_state=0,
+                local_state_comment="Initialized")
+
+
+def hung():
+    """Running, not answering: starting, in a state transfer, or waiting for a Primary view."""
+    return dict(stopped(), running=True)
+
+
+def plan(local, live=None, positions=None, me="moodle1", force=None):
+    return galera.member_plan(me, NODES, "moodle1", local, live, positions, force)
+
+
+def with_primary_peer():
+    return {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
+
+
+def test_plan_synced_member_has_nothing_to_do_and_needs_no_peer():
+    result = plan(synced())
+    assert result["action"] == "synced" and result["stop"] is None
+    assert "Primary and Synced (cluster size 3)" in result["reason"]
+
+
+def test_plan_donor_in_the_primary_component_waits_for_synced():
+    donor = dict(synced(), local_state=galera.STATE_DONOR, local_state_comment="Donor/Desynced")
+    result = plan(donor)
+    assert result["action"] == "wait_synced" and "Donor/Desynced" in result["reason"]
+
+
+def test_plan_not_primary_asks_to_probe_the_peers_first():
+    for local in (stopped(), standalone(), non_primary(), hung()):
+        assert plan(local)["action"] == "probe"
+
+
+def test_plan_starting_server_with_a_primary_peer_finishes_joining():
+    result = plan(hung(), with_primary_peer())
+    assert result["action"] == "finish_join" and result["stop"] is None
+
+
+def test_plan_stopped_node_with_a_primary_peer_joins_without_positions():
+    result = plan(stopped(), with_primary_peer())
+    assert result == {"action": "join", "node": "moodle2", "stop": None,
+                      "reason": "a Primary component exists (moodle2): join it"}
+
+
+def test_plan_standalone_server_is_stopped_then_joins_a_primary_peer():
+    result = plan(standalone(), with_primary_peer())
+    assert result["action"] == "join"
+    assert result["stop"] == "standalone server started by the package"
+
+
+def test_plan_non_primary_server_with_a_primary_peer_joins_without_a_stop():
+    # The join restarts it.
+    result = plan(non_primary(), with_primary_peer())
+    assert result["action"] == "join" and result["stop"] is None
+
+
+def test_plan_without_a_primary_anywhere_gathers_the_positions():
+    result = plan(stopped(), down("moodle2", "moodle3"))
+    assert result["action"] == "gather" and result["stop"] is None
+
+
+def test_plan_standalone_server_is_stopped_before_the_positions_are_gathered():
+    result = plan(standalone(), down("moodle2", "moodle3"))
+    assert result["action"] == "gather"
+    assert result["stop"] == "standalone server started by the package"
+
+
+def test_plan_server_outside_any_primary_component_is_stopped_before_gathering():
+    for local in (non_primary(), hung()):
+        result = plan(local, down("moodle2", "moodle3"))
+        assert result["action"] == "gather"
+        assert result["stop"] == "server outside any Primary component"
+
+
+def test_plan_with_positions_bootstraps_the_most_advanced_node():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    result = plan(stopped(), down("moodle2", "moodle3"), positions)
+    assert result["action"] == "bootstrap" and result["node"] == "moodle1"
+    assert result["reason"] == "highest seqno 12" and result["stop"] is None
+
+
+def test_plan_with_positions_waits_for_the_chosen_node_then_joins():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    result = plan(stopped(), down("moodle1", "moodle3"), positions, me="moodle2")
+    assert result["action"] == "wait" and result["node"] == "moodle1"
+
+
+def test_plan_with_an_unknown_position_refuses():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": pos(10)}
+    result = plan(stopped(), down("moodle2", "moodle3"), positions)
+    assert result["action"] == "refuse" and "moodle2" in result["reason"]
+
+
+def test_plan_with_positions_follows_a_forced_bootstrap_node():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
+    result = plan(stopped(), down("moodle1", "moodle3"), positions, me="moodle2",
+                  force="moodle2")
+    assert result["action"] == "bootstrap"
+
+
+def test_plan_with_positions_joins_a_component_that_appeared_while_gathering():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    result = plan(stopped(), with_primary_peer(), positions)
+    assert result["action"] == "join" and result["node"] == "moodle2"
+
+
+def test_plan_with_positions_leaves_the_local_server_to_the_actions():
+    # The server was stopped (if need be) before the positions were gathered: whatever it
+    # shows now, the positions decide; a bootstrap stops a running server again.
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    for local in (synced(1), non_primary(), hung()):
+        result = plan(local, down("moodle2", "moodle3"), positions)
+        assert result["action"] == "bootstrap" and result["stop"] is None
+
+
+def test_plan_own_position_primary_means_nothing_to_do():
+    positions = {n: pos(5) for n in NODES}
+    positions["moodle1"] = pos(5, running=True, primary=True, source="status")
+    assert plan(stopped(), down("moodle2", "moodle3"), positions)["action"] == "none"
+
+
 # --------------------------------------------------------------------------- module
 
 
@@ -276,7 +419,6 @@ def mod(monkeypatch):
     monkeypatch.setattr(galera, "__salt__", {}, raising=False)
     monkeypatch.setattr(galera, "__context__", {}, raising=False)
     monkeypatch.setattr(galera, "__opts__", {}, raising=False)
-    galera.__salt__["config.get"] = lambda key, default=None: default
     return galera
 
 
@@ -322,9 +464,10 @@ def test_recover_position_without_a_position_raises_with_the_log_tail(mod, monke
 
 
 def test_position_of_a_crashed_node_comes_from_recovery(mod, monkeypatch):
-    monkeypatch.setattr(mod, "local_state", lambda: {"running": False})
-    monkeypatch.setattr(mod, "grastate", lambda: mod.parse_grastate(data("grastate-crashed")))
-    monkeypatch.setattr(mod, "recover_position", lambda: {"uuid": UUID, "seqno": 77})
+    monkeypatch.setattr(mod, "local_state", lambda socket_path: {"running": False})
+    monkeypatch.setattr(mod, "grastate",
+                        lambda datadir: mod.parse_grastate(data("grastate-crashed")))
+    monkeypatch.setattr(mod, "recover_position", lambda user: {"uuid": UUID, "seqno": 77})
     rec = mod.position()
     assert rec["source"] == "recovery" and rec["seqno"] == 77 and rec["running"] is False
     assert mod.position(use_cached=True) == rec
@@ -334,10 +477,10 @@ def test_position_of_a_crashed_node_comes_from_recovery(mod, monkeypatch):
 
 
 def test_position_of_a_cleanly_stopped_node_comes_from_grastate(mod, monkeypatch):
-    monkeypatch.setattr(mod, "local_state", lambda: {"running": False})
+    monkeypatch.setattr(mod, "local_state", lambda socket_path: {"running": False})
     gra = mod.parse_grastate(data("grastate-clean-shutdown-last-node"))
-    monkeypatch.setattr(mod, "grastate", lambda: gra)
-    monkeypatch.setattr(mod, "recover_position", lambda: pytest.fail("no recovery needed"))
+    monkeypatch.setattr(mod, "grastate", lambda datadir: gra)
+    monkeypatch.setattr(mod, "recover_position", lambda user: pytest.fail("no recovery needed"))
     rec = mod.position()
     assert rec["source"] == "grastate" and rec["seqno"] == gra["seqno"]
     assert rec["safe_to_bootstrap"] is True
@@ -345,7 +488,7 @@ def test_position_of_a_cleanly_stopped_node_comes_from_grastate(mod, monkeypatch
 
 def test_position_of_a_running_member_comes_from_its_status(mod, monkeypatch):
     monkeypatch.setattr(mod, "_server_pids", lambda: [42])
-    monkeypatch.setattr(mod, "grastate", lambda: None)
+    monkeypatch.setattr(mod, "grastate", lambda datadir: None)
     rows = data("show-status-wsrep-synced")
 
     def query(sql, socket_path=None, timeout=10):
@@ -359,6 +502,40 @@ def test_position_of_a_running_member_comes_from_its_status(mod, monkeypatch):
     assert rec["source"] == "status" and rec["primary"] and rec["synced"]
     assert rec["seqno"] == int(st["wsrep_last_committed"])
     assert rec["uuid"] == st["wsrep_local_state_uuid"]
+
+
+def test_grastate_is_read_from_the_datadir_it_is_given(mod, tmp_path):
+    (tmp_path / "grastate.dat").write_text(data("grastate-crashed"))
+    assert mod.grastate(datadir=str(tmp_path))["seqno"] == -1
+    assert mod.set_safe_to_bootstrap(datadir=str(tmp_path)) is True
+    assert mod.grastate(str(tmp_path / "grastate.dat"))["safe_to_bootstrap"] is True
+
+
+def test_query_connects_over_the_socket_it_is_given(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    calls = []
+
+    def run_all(cmd, python_shell=None, **kwargs):
+        calls.append(cmd)
+        return {"retcode": 0, "stdout": "ON\n", "stderr": ""}
+
+    mod.__salt__["cmd.run_all"] = run_all
+    assert mod.query("SELECT @@wsrep_on", socket_path="/run/other.sock") == [["ON"]]
+    assert mod.query("SELECT 1", socket_path=None) == [["ON"]]
+    assert calls[0][calls[0].index("-S") + 1] == "/run/other.sock"
+    assert calls[1][calls[1].index("-S") + 1] == mod.SOCKET
+
+
+def test_position_passes_socket_datadir_and_user_down(mod, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(mod, "local_state",
+                        lambda socket_path: seen.update(socket=socket_path) or {"running": False})
+    monkeypatch.setattr(mod, "grastate", lambda datadir: seen.update(datadir=datadir)
+                        or mod.parse_grastate(data("grastate-crashed")))
+    monkeypatch.setattr(mod, "recover_position",
+                        lambda user: seen.update(user=user) or {"uuid": UUID, "seqno": 3})
+    mod.position(socket_path="/run/x.sock", datadir="/srv/db", user="dbuser")
+    assert seen == {"socket": "/run/x.sock", "datadir": "/srv/db", "user": "dbuser"}
 
 
 # --------------------------------------------------------------------------- state
@@ -375,10 +552,37 @@ class Fake:
         self.commands = []
         self.sent = []
         self.innodb_open = True
+        # (function, keyword arguments) of every call that locates the local server
+        self.server_calls = []
 
     def salt(self):
-        def local_state():
+        def called(fun, **kwargs):
+            self.server_calls.append((fun, kwargs))
+
+        def local_state(socket_path):
+            called("local_state", socket_path=socket_path)
             return self.local.pop(0) if len(self.local) > 1 else self.local[0]
+
+        def position(use_cached=False, recover=True, **server):
+            called("position", **server)
+            return self.own
+
+        def send(*args, **kwargs):
+            called("mine.send", **{k: v for k, v in kwargs.items()
+                                   if k in ("socket_path", "datadir", "user")})
+            self.sent.append((args, kwargs))
+
+        def innodb_open(datadir):
+            called("innodb_open", datadir=datadir)
+            return self.innodb_open
+
+        def grastate(datadir):
+            called("grastate", datadir=datadir)
+            return galera.parse_grastate(data("grastate-crashed"))
+
+        def set_safe_to_bootstrap(datadir):
+            called("set_safe_to_bootstrap", datadir=datadir)
+            self.commands.append(["mark-safe"])
 
         def run_all(cmd, python_shell=None, **kwargs):
             assert python_shell is False
@@ -387,31 +591,21 @@ class Fake:
 
         return {
             "galera.local_state": local_state,
-            "galera.position": lambda use_cached=False, recover=True: self.own,
+            "galera.position": position,
             "galera.peer_live": lambda ip, cc, repl: self.live[
                 {"172.30.77.11": "moodle1", "172.30.77.12": "moodle2",
                  "172.30.77.13": "moodle3"}[ip]],
-            "galera.bootstrap_decision": galera.bootstrap_decision,
+            "galera.member_plan": galera.member_plan,
+            "galera.synced": galera.synced,
             "galera.busy_peers": galera.busy_peers,
-            "galera.innodb_open": lambda: self.innodb_open,
+            "galera.innodb_open": innodb_open,
             "galera.is_running": lambda: False,
-            "galera.grastate": lambda: galera.parse_grastate(data("grastate-crashed")),
-            "galera.set_safe_to_bootstrap": lambda: self.commands.append(["mark-safe"]),
-            "galera.query": lambda sql: self.commands.append(["sql", sql]),
+            "galera.grastate": grastate,
+            "galera.set_safe_to_bootstrap": set_safe_to_bootstrap,
             "mine.get": lambda tgt, fun, tgt_type=None: dict(self.mine),
-            "mine.send": lambda *a, **k: self.sent.append((a, k)),
+            "mine.send": send,
             "cmd.run_all": run_all,
         }
-
-
-def stopped():
-    return {"running": False, "reachable": False, "wsrep_on": None, "cluster_status": None,
-            "local_state": None, "local_state_comment": None, "cluster_size": None}
-
-
-def synced(size=3):
-    return {"running": True, "reachable": True, "wsrep_on": True, "cluster_status": "Primary",
-            "local_state": 4, "local_state_comment": "Synced", "cluster_size": size}
 
 
 def run_state(fake, monkeypatch, name="moodle1", test=False, **kwargs):
@@ -480,8 +674,7 @@ def test_state_test_mode_reports_the_bootstrap_without_doing_it(monkeypatch):
 
 
 def test_state_stops_the_standalone_server_from_the_package_first(monkeypatch):
-    standalone = dict(synced(), wsrep_on=False, cluster_status="Disconnected", local_state=0)
-    fake = Fake([standalone, stopped(), synced(1)],
+    fake = Fake([standalone(), stopped(), synced(1)],
                 mine={"moodle2": recent(fresh()), "moodle3": recent(fresh())})
     ret = run_state(fake, monkeypatch)
     assert ret["result"] is True, ret["comment"]
@@ -514,14 +707,44 @@ def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
 
 
 def test_state_running_non_primary_chosen_node_is_stopped_then_bootstrapped(monkeypatch):
-    nonprim = dict(synced(), cluster_status="non-Primary", local_state=0,
-                   local_state_comment="Initialized")
-    fake = Fake([nonprim, synced(1)], own=pos(12, running=True, source="status"),
+    fake = Fake([non_primary(), synced(1)], own=pos(12, running=True, source="status"),
                 mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
     ret = run_state(fake, monkeypatch)
     assert ret["result"] is True, ret["comment"]
     stop = fake.commands.index(["systemctl", "stop", "mariadb"])
     assert stop < fake.commands.index(["galera_new_cluster"])
+
+
+def test_state_locates_the_server_with_the_socket_datadir_and_user_it_is_given(monkeypatch):
+    fake = Fake([hung(), stopped(), synced(1)], own=pos(12),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    fake.innodb_open = False
+    server = {"socket_path": "/run/test/mysqld.sock", "datadir": "/srv/db", "user": "dbuser"}
+    ret = run_state(fake, monkeypatch, **server)
+    assert ret["result"] is True, ret["comment"]
+    assert {fun for fun, _ in fake.server_calls} == {
+        "local_state", "position", "mine.send", "innodb_open", "grastate",
+        "set_safe_to_bootstrap"}
+    for fun, kwargs in fake.server_calls:
+        assert kwargs, fun
+        for key, value in kwargs.items():
+            assert value == server[key], (fun, key, value)
+
+
+def test_state_test_mode_reports_the_stop_without_doing_it(monkeypatch):
+    fake = Fake(standalone(), mine={"moodle2": recent(fresh()), "moodle3": recent(fresh())})
+    ret = run_state(fake, monkeypatch, test=True)
+    assert ret["result"] is None
+    assert ret["changes"] == {"galera": {"stop": "standalone server started by the package"}}
+    assert fake.commands == [] and fake.sent == []
+
+
+def test_state_waits_for_synced_when_already_in_the_primary_component(monkeypatch):
+    joining = dict(synced(), local_state=1, local_state_comment="Joining")
+    fake = Fake([joining, synced()])
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True and ret["comment"] == "moodle1 reached Synced (size 3)"
+    assert fake.commands == [] and fake.sent == []
 
 
 if __name__ == "__main__":
