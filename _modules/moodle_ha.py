@@ -1,10 +1,11 @@
 """
 Pillar validation and topology expansion for the moodle_ha formula.
 
-``map.jinja`` calls :py:func:`validate` on the merged map before any state is
-rendered, so a bad pillar fails the whole run with one message naming the key,
-before any host changes. :py:func:`topology` derives the per-role node lists
-every template reads (nothing hard-codes host names or IPs).
+``map.jinja`` hands the merged map to :py:func:`post_map` before any state is
+rendered: it expands the release placeholders, :py:func:`validate` checks it, so a
+bad pillar fails the whole run with one message naming the key, before any host
+changes, and :py:func:`topology` derives the per-role node lists every template
+reads (nothing hard-codes host names or IPs).
 """
 
 import ipaddress
@@ -212,7 +213,9 @@ def validate(data, minion_id=None, grain_roles=None):
 
     .. code-block:: bash
 
-        salt '*' moodle_ha.validate "$(salt-call --out=json pillar.get moodle_ha)"
+        # data is the merged map (defaults, OS family, release, lookup, pillar), not raw
+        # pillar; map.jinja passes it. To see one minion's verdict, render its map:
+        salt 'moodle1' state.show_sls moodle_ha._mapdata
     """
     errors = []
     if not isinstance(data, dict):
@@ -248,7 +251,8 @@ def topology(data, minion_id=None):
 
     .. code-block:: bash
 
-        salt '*' moodle_ha.topology "$(salt-call --out=json pillar.get moodle_ha)"
+        # map.jinja adds the result as mapdata.nodes; to see it for one minion:
+        salt 'moodle1' state.show_sls moodle_ha._mapdata
     """
     hosts = _get(data, "topology:hosts") or {}
     domain = _get(data, "topology:domain")
@@ -271,3 +275,54 @@ def topology(data, minion_id=None):
         "primary_node": _get(data, "moodle:primary_node") or (web[0] if web else None),
         "replica": _get(data, "gluster:replica") or len(gluster),
     }
+
+
+# Sections of the map whose strings may carry release placeholders (never secrets).
+_PLACEHOLDER_SECTIONS = ("pkgs", "web")
+
+
+def _expand(value, names):
+    if isinstance(value, str):
+        for name, replacement in names.items():
+            value = value.replace("{" + name + "}", replacement)
+        return value
+    if isinstance(value, list):
+        return [_expand(item, names) for item in value]
+    if isinstance(value, dict):
+        return {key: _expand(item, names) for key, item in value.items()}
+    return value
+
+
+def post_map(data, minion_id=None, grain_roles=None):
+    """
+    The step after the merge in ``map.jinja``: expand, validate, derive.
+
+    ``{php_version}`` in the ``pkgs`` and ``web`` sections becomes ``web:php_version``;
+    the result is checked with :py:func:`validate` and, when valid, gets the derived
+    topology under ``nodes``. Returns ``{"errors": [...], "map": {...}}``; ``map`` is the
+    expanded map (without ``nodes`` when there are errors).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        # map.jinja calls it with the merged map; to see one minion's result:
+        salt 'moodle1' state.show_sls moodle_ha._mapdata
+    """
+    if not isinstance(data, dict):
+        return {"errors": ["moodle_ha: the merged map is not a dictionary"], "map": data}
+    out = dict(data)
+    php_version = _get(data, "web:php_version")
+    if php_version is not None:
+        names = {"php_version": str(php_version)}
+        for section in _PLACEHOLDER_SECTIONS:
+            if section in out:
+                out[section] = _expand(out[section], names)
+    errors = validate(out, minion_id, grain_roles)
+    if php_version is None or not re.match(r"^\d+\.\d+$", str(php_version)):
+        errors.append(
+            f"moodle_ha:web:php_version: {php_version!r} is not a PHP version such as '8.4'"
+        )
+    if not errors:
+        out["nodes"] = topology(out, minion_id)
+    return {"errors": errors, "map": out}

@@ -6,6 +6,7 @@
     and a rolling restart is an operator/orchestrator action, one node at a time. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 
 include:
   - .package
@@ -13,7 +14,7 @@ include:
 moodle_ha-galera-config-file-managed:
   file.managed:
     - name: {{ moodle_ha.galera.config_file }}
-    - source: salt://{{ tplroot }}/galera/files/60-galera.cnf.jinja
+    - source: {{- files_switch(moodle_ha.tofs, tpldir, "60-galera.cnf.jinja", "moodle_ha-galera-config-file-managed") }}
     - template: jinja
     - context:
         tpldir: {{ tpldir }}

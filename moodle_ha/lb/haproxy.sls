@@ -6,6 +6,7 @@
     Changes are applied by reload (seamless: new workers take the listeners, old ones finish). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set haproxy = moodle_ha.lb.haproxy %}
 
 include:
@@ -19,7 +20,7 @@ moodle_ha-lb-haproxy-package-installed:
 moodle_ha-lb-haproxy-config-file-managed:
   file.managed:
     - name: {{ haproxy.config_file }}
-    - source: salt://{{ tpldir }}/files/haproxy.cfg.jinja
+    - source: {{- files_switch(moodle_ha.tofs, tpldir, "haproxy.cfg.jinja", "moodle_ha-lb-haproxy-config-file-managed") }}
     - template: jinja
     - user: root
     - group: {{ haproxy.group }}

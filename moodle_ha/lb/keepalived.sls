@@ -6,6 +6,7 @@
     carries this host's topology IP (grain ip4_interfaces). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set ka = moodle_ha.lb.keepalived %}
 {%- set me = moodle_ha.nodes.self %}
 {%- set found = [] %}
@@ -30,10 +31,14 @@ moodle_ha-lb-keepalived-package-installed:
   pkg.installed:
     - pkgs: {{ moodle_ha.pkgs.keepalived | json }}
 
-{#- `keepalived -t` with a wrapper for the 2.2.7 bug described in the script. #}
+{#- The configuration check: `keepalived --config-test`, or on releases whose keepalived
+    needs it a wrapper for the bug described in the script (lb:keepalived:config_test_wrapper). #}
+{%- if ka.config_test_wrapper %}
+{%-   set config_test = ka.config_test_wrapper %}
+
 moodle_ha-lb-keepalived-config-test-file-managed:
   file.managed:
-    - name: {{ ka.config_test }}
+    - name: {{ ka.config_test_wrapper }}
     - source: salt://{{ tpldir }}/files/moodle_ha-keepalived-config-test.jinja
     - template: jinja
     - user: root
@@ -41,6 +46,9 @@ moodle_ha-lb-keepalived-config-test-file-managed:
     - mode: '0755'
     - context:
         binary: {{ ka.binary }}
+{%- else %}
+{%-   set config_test = ka.binary ~ " --config-test --use-file" %}
+{%- endif %}
 
 {#- enable_script_security: the check script never runs as root. #}
 moodle_ha-lb-keepalived-script-user-present:
@@ -70,7 +78,7 @@ moodle_ha-lb-keepalived-config-file-managed:
 moodle_ha-lb-keepalived-config-file-managed:
   file.managed:
     - name: {{ ka.config_file }}
-    - source: salt://{{ tpldir }}/files/keepalived.conf.jinja
+    - source: {{- files_switch(moodle_ha.tofs, tpldir, "keepalived.conf.jinja", "moodle_ha-lb-keepalived-config-file-managed") }}
     - template: jinja
     - user: root
     - group: root
@@ -80,11 +88,13 @@ moodle_ha-lb-keepalived-config-file-managed:
     - context:
         tpldir: {{ tpldir }}
         interface: {{ found[0] }}
-    - check_cmd: {{ ka.config_test }}
+    - check_cmd: {{ config_test }}
     - require:
       - pkg: moodle_ha-lb-keepalived-package-installed
       - user: moodle_ha-lb-keepalived-script-user-present
+{%-   if ka.config_test_wrapper %}
       - file: moodle_ha-lb-keepalived-config-test-file-managed
+{%-   endif %}
 {%- endif %}
 
 {#- Starts after HAProxy so the VIP is never claimed by a host whose HAProxy is not up. #}

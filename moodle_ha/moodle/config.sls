@@ -5,6 +5,7 @@
     user) is mounted by moodle_ha.gluster.client. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- from tpldir ~ "/release.jinja" import code_dir with context %}
 {%- set m = moodle_ha.moodle %}
 {%- set web = moodle_ha.web %}
@@ -27,7 +28,7 @@ moodle_ha-moodle-localcachedir-dir-managed:
 moodle_ha-moodle-config-file-managed:
   file.managed:
     - name: {{ code_dir }}/config.php
-    - source: salt://{{ tpldir }}/files/config.php.jinja
+    - source: {{- files_switch(moodle_ha.tofs, tpldir, "config.php.jinja", "moodle_ha-moodle-config-file-managed") }}
     - template: jinja
     - context:
         tpldir: {{ tpldir }}

@@ -5,6 +5,7 @@
     (a2enmod, a2ensite, a2dissite) run with creates/onlyif guards instead. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set web = moodle_ha.web %}
 {%- set site = web.apache.site %}
 
@@ -29,7 +30,7 @@ moodle_ha-web-apache-module-{{ module }}-enabled:
 moodle_ha-web-apache-vhost-file-managed:
   file.managed:
     - name: {{ web.apache_sites }}/{{ site }}.conf
-    - source: salt://{{ tpldir }}/files/moodle.conf.jinja
+    - source: {{- files_switch(moodle_ha.tofs, tpldir, "moodle.conf.jinja", "moodle_ha-web-apache-vhost-file-managed") }}
     - template: jinja
     - context:
         tpldir: {{ tpldir }}

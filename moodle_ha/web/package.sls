@@ -2,9 +2,6 @@
 # vim: ft=sls
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
-{%- if grains.os_family != "Debian" %}
-{{-   raise("moodle_ha.web supports the Debian family only (a2enmod, phpenmod, Debian paths)") }}
-{%- endif %}
 
 moodle_ha-web-package-installed:
   pkg.installed:

@@ -34,6 +34,16 @@ def _deep_set(data, path, value):
 
 _DELETE = object()
 
+# Grains of each supported release (what salt reports on a real host of it); render tests
+# run as the default platform unless they ask for another.
+PLATFORMS = {
+    "Debian-13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13",
+                  "osrelease": "13", "osmajorrelease": 13, "oscodename": "trixie"},
+    "Debian-12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12",
+                  "osrelease": "12", "osmajorrelease": 12, "oscodename": "bookworm"},
+}
+DEFAULT_PLATFORM = "Debian-13"
+
 
 class Renderer:
     """Render SLS files of the formula as a given minion."""
@@ -44,7 +54,7 @@ class Renderer:
         self.root = pathlib.Path(root)
         self.count = 0
 
-    def _config(self, minion_id, roles, pillar, grains):
+    def _config(self, minion_id, roles, pillar, grains, platform):
         self.count += 1
         conf = self.root / f"case{self.count}"
         pillar_dir = conf / "pillar"
@@ -55,7 +65,7 @@ class Renderer:
         srv = conf / "srv" / "moodle_ha_source"
         srv.mkdir(parents=True)
         (srv / "moodle.tgz").write_bytes(b"render-test stand-in archive")
-        all_grains = {"roles": roles}
+        all_grains = {"roles": roles, **PLATFORMS[platform]}
         all_grains.update(grains or {})
         minion = {
             "file_client": "local",
@@ -74,8 +84,8 @@ class Renderer:
         return conf
 
     def call(self, fun, *args, minion_id="moodle1", roles=None, pillar=None, patch=None,
-             grains=None):
-        """Run a salt-call function; return (retcode, parsed 'local' value)."""
+             grains=None, platform=DEFAULT_PLATFORM):
+        """Run a salt-call function as a minion of `platform`; return (retcode, 'local')."""
         if pillar is None:
             pillar = example_pillar()
         pillar = copy.deepcopy(pillar)
@@ -83,7 +93,7 @@ class Renderer:
             _deep_set(pillar, path, value)
         if roles is None:
             roles = pillar["moodle_ha"]["topology"]["hosts"].get(minion_id, {}).get("roles", [])
-        conf = self._config(minion_id, roles, pillar, grains)
+        conf = self._config(minion_id, roles, pillar, grains, platform)
         cmd = [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough",
                fun, *args]
         env = dict(os.environ)

@@ -74,18 +74,25 @@ def test_lb_sls_has_the_layer_states_and_no_secret_in_state_data(renderer):
         assert str(value) not in dump, f"secret {name} leaks into the state data"
 
 
-@pytest.mark.parametrize("state_id, checker", [
-    ("moodle_ha-lb-haproxy-config-file-managed", "/usr/sbin/haproxy -c -f"),
+@pytest.mark.parametrize("state_id, checker, platform", [
+    ("moodle_ha-lb-haproxy-config-file-managed", "/usr/sbin/haproxy -c -f", "Debian-13"),
     ("moodle_ha-lb-keepalived-config-file-managed",
-     "/usr/local/sbin/moodle_ha-keepalived-config-test"),
+     "/usr/sbin/keepalived --config-test --use-file", "Debian-13"),
+    # keepalived 2.2.7 (Debian 12) needs the wrapper for its --config-test exit code.
+    ("moodle_ha-lb-keepalived-config-file-managed",
+     "/usr/local/sbin/moodle_ha-keepalived-config-test", "Debian-12"),
 ])
-def test_config_files_are_checked_private_and_never_diffed(renderer, state_id, checker):
-    out = renderer.show_sls("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"])
+def test_config_files_are_checked_private_and_never_diffed(renderer, state_id, checker,
+                                                           platform):
+    out = renderer.show_sls("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"],
+                            platform=platform)
     args = {k: v for item in out[state_id]["file"] if isinstance(item, dict)
             for k, v in item.items()}
     assert args["mode"] == "0640"
     assert args["show_changes"] is False
     assert args["check_cmd"].startswith(checker)
+    wrapper = "moodle_ha-lb-keepalived-config-test-file-managed"
+    assert (wrapper in out) == (platform == "Debian-12")
 
 
 def test_services_reload_on_config_change(renderer):

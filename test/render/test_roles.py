@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from render.renderlib import REPO, example_pillar
+from render.renderlib import PLATFORMS, REPO, example_pillar
 
 TOPOLOGY = example_pillar()["moodle_ha"]["topology"]["hosts"]
 # The layers (top-level SLS) each role applies, as top.sls promises.
@@ -45,9 +45,10 @@ def _host_for(sls):
     return "moodle1"
 
 
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
 @pytest.mark.parametrize("host", sorted(TOPOLOGY))
-def test_highstate_renders_for_every_host(renderer, host):
-    code, out = renderer.call("state.show_highstate", minion_id=host)
+def test_highstate_renders_for_every_host(renderer, host, platform):
+    code, out = renderer.call("state.show_highstate", minion_id=host, platform=platform)
     assert code == 0 and isinstance(out, dict), f"highstate of {host} failed: {out}"
     sls_seen = {state["__sls__"] for sid, state in out.items() if not sid.startswith("__")}
     expected = {"moodle_ha.hosts"}
@@ -63,17 +64,18 @@ def test_highstate_renders_for_every_host(renderer, host):
         )
 
 
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
 @pytest.mark.parametrize("sls", _all_sls())
-def test_sls_renders_and_rendered_yaml_lints(renderer, sls, tmp_path):
+def test_sls_renders_and_rendered_yaml_lints(renderer, sls, platform, tmp_path):
     host = _host_for(sls)
-    renderer.show_sls(sls, minion_id=host)
+    renderer.show_sls(sls, minion_id=host, platform=platform)
     path = "salt://" + sls.replace(".", "/")
     if (REPO / (sls.replace(".", "/") + ".sls")).exists():
         path += ".sls"
     else:
         path += "/init.sls"
     code, text = renderer.call("slsutil.renderer", path, "default_renderer=jinja", f"sls={sls}",
-                               minion_id=host)
+                               minion_id=host, platform=platform)
     assert code == 0 and isinstance(text, str), text
     yaml.safe_load(text)  # valid YAML after Jinja
     rendered = tmp_path / "rendered.yaml"

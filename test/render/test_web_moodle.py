@@ -176,6 +176,6 @@ def test_php_ini_carries_moodle_requirements(renderer):
 def test_cron_unit_runs_once_as_web_user(renderer):
     text = _template(renderer, "moodle/files/moodle_ha-cron.service.jinja")
     assert "User=www-data" in text
-    assert ("ExecStart=/usr/bin/php8.2 /var/www/moodle/admin/cli/cron.php --keep-alive=0"
+    assert ("ExecStart=/usr/bin/php8.4 /var/www/moodle/admin/cli/cron.php --keep-alive=0"
             in text)
     assert "Type=oneshot" in text

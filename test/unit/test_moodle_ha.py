@@ -89,3 +89,42 @@ def test_fourth_app_node_appears_in_every_role(data):
     topo = moodle_ha.topology(data)
     for role in ("galera", "gluster", "web"):
         assert "moodle4" in [n["name"] for n in topo["roles"][role]]
+
+
+def test_post_map_expands_the_php_version_in_packages_and_web_paths(data):
+    data["web"]["php_version"] = "8.4"
+    data["pkgs"] = {"web": ["apache2", "php{php_version}-cli"]}
+    data["web"]["php_bin"] = "/usr/bin/php{php_version}"
+    result = moodle_ha.post_map(data, "moodle1", ["web"])
+    assert result["errors"] == []
+    assert result["map"]["pkgs"]["web"] == ["apache2", "php8.4-cli"]
+    assert result["map"]["web"]["php_bin"] == "/usr/bin/php8.4"
+    assert result["map"]["nodes"]["self"]["name"] == "moodle1"
+
+
+def test_post_map_never_touches_secrets(data):
+    data["web"]["php_version"] = "8.4"
+    data["secrets"]["moodle_db_password"] = "a{php_version}b"
+    result = moodle_ha.post_map(data)
+    assert result["map"]["secrets"]["moodle_db_password"] == "a{php_version}b"
+
+
+def test_post_map_reports_errors_and_derives_no_topology(data):
+    data["web"]["php_version"] = "8.4"
+    data["secrets"]["sst_password"] = None
+    result = moodle_ha.post_map(data)
+    assert any(e.startswith("moodle_ha:secrets:sst_password:") for e in result["errors"])
+    assert "nodes" not in result["map"]
+
+
+@pytest.mark.parametrize("version", [None, "8", "php8.4"])
+def test_post_map_rejects_a_missing_or_malformed_php_version(data, version):
+    data["web"]["php_version"] = version
+    errors = moodle_ha.post_map(data)["errors"]
+    assert [e for e in errors if e.startswith("moodle_ha:web:php_version:")]
+
+
+def test_post_map_accepts_an_unquoted_php_version(data):
+    data["web"]["php_version"] = 8.4  # YAML reads an unquoted 8.4 as a float
+    result = moodle_ha.post_map(data)
+    assert result["errors"] == []
