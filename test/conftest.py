@@ -6,5 +6,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-# Test helpers (render/renderlib.py, lab/...) import as top-level packages of test/.
+# Test helpers (render/renderlib.py, saltmodules.py, ...) import as top-level modules of test/;
+# the lab's package (test/lab/mhalab: lab tool, testkit for the lab suite) as `mhalab`.
 sys.path.insert(0, str(REPO / "test"))
+sys.path.insert(0, str(REPO / "test" / "lab"))

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "lab"))  # run as a script: the lab's package, mhalab
 
-from cluster_fixtures import lab_run, orchestrate  # noqa: E402
+from mhalab.testkit import lab_run, orchestrate  # noqa: E402
 
 
 def figure(name: str, value: str) -> None:

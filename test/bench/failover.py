@@ -35,12 +35,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))  # run as a script: mhalab
 
-REPO = Path(__file__).resolve().parents[2]
-LAB = [sys.executable, str(REPO / "test" / "lab" / "lab.py")]
+from mhalab import testkit  # noqa: E402
+
+LAB = [sys.executable, str(testkit.LAB_PY)]
 LOCK = "/tmp/moodle_ha-lab.lock"
-PILLAR_DIR = REPO / ".lab" / "pillar"
 VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
 
@@ -50,32 +50,16 @@ def figure(name: str, value: str) -> None:
 
 
 def lab(*args: str, timeout: float = 300, check: bool = True) -> str:
-    proc = subprocess.run([*LAB, *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"lab.py {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
-    return proc.stdout
+    if not check:
+        return testkit.lab_run(*args, timeout=timeout).stdout
+    try:
+        return testkit.lab_ok(*args, timeout=timeout)
+    except testkit.LabError as exc:
+        raise SystemExit(str(exc)[-800:]) from None
 
 
 def in_host(host: str, *cmd: str, check: bool = True) -> str:
     return lab("exec", host, "--", *cmd, timeout=60, check=check)
-
-
-def pillar() -> dict:
-    """The lab's moodle_ha pillar (topology, ports, secrets), merged like the master does."""
-    merged: dict = {}
-    for name in ("moodle_ha.sls", "lab_secrets.sls", "lab.sls"):
-        path = PILLAR_DIR / name
-        if path.exists():
-            _merge(merged, yaml.safe_load(path.read_text()) or {})
-    return merged.get("moodle_ha", {})
-
-
-def _merge(dst: dict, src: dict) -> None:
-    for key, value in src.items():
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
-        else:
-            dst[key] = value
 
 
 def hosts_with_role(conf: dict, role: str) -> list[str]:
@@ -186,18 +170,20 @@ def undo_vip_fault(fault: str, host: str) -> None:
 
 def wait_ready(lbs: list[str], vip: str, limit: float = 120) -> str:
     """Wait until one lb holds the VIP and every lb runs haproxy and keepalived."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+
+    def ready():
         holder = vip_holder(lbs, vip)
         active = all(
             in_host(h, "systemctl", "is-active", "haproxy", "keepalived", check=False).split()
             == ["active", "active"]
             for h in lbs
         )
-        if holder and active:
-            return holder
-        time.sleep(1)
-    raise SystemExit(f"VIP {vip} not held / services not active on {lbs} after {limit} s")
+        return holder if active else None
+
+    waited = testkit.until(ready, limit, interval=1)
+    if not waited:
+        raise SystemExit(f"VIP {vip} not held / services not active on {lbs} after {limit} s")
+    return waited.value
 
 
 def run_vip(conf: dict, fault: str, rounds: int, interval: float, limit: float) -> list[float]:
@@ -313,23 +299,30 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
     return [seconds] if answered else []
 
 
-def wait_cluster_size(conf: dict, port: int, want: int, limit: float) -> int | None:
-    """Poll wsrep_cluster_size through the writer port until it reaches ``want`` (bounded)."""
+def cluster_size(conf: dict, port: int) -> int | None:
+    """wsrep_cluster_size through the writer port (None when it does not answer)."""
+    conn = None
     size = None
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        conn = None
-        with contextlib.suppress(Exception):
-            conn = db_conn(conf, port)
-            with conn.cursor() as cur:
-                cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_size'")
-                size = int(cur.fetchone()[1])
-        if conn is not None:
-            conn.close()
-        if size == want:
-            break
-        time.sleep(1)
+    with contextlib.suppress(Exception):
+        conn = db_conn(conf, port)
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_cluster_size'")
+            size = int(cur.fetchone()[1])
+    if conn is not None:
+        conn.close()
     return size
+
+
+def wait_cluster_size(conf: dict, port: int, want: int, limit: float) -> int | None:
+    """Poll wsrep_cluster_size until it reaches ``want`` (bounded); the last size seen."""
+    seen: list[int | None] = [None]
+
+    def reached():
+        seen[0] = cluster_size(conf, port)
+        return seen[0] == want
+
+    testkit.until(reached, limit, interval=1)
+    return seen[0]
 
 
 def summary(name: str, values: list[float]) -> None:
@@ -350,9 +343,10 @@ def main() -> int:
     if not 0.01 <= args.interval <= 5 or not 1 <= args.limit <= 600 or not 1 <= args.rounds <= 20:
         parser.error("--interval 0.01..5, --limit 1..600, --rounds 1..20")
 
-    conf = pillar()
+    conf = testkit.pillar()
     if not conf.get("topology"):
-        print("no lab pillar under .lab/pillar: is the lab up?", file=sys.stderr)
+        print(f"no lab pillar under {testkit.paths.PILLAR_DIR}: is the lab up?",
+              file=sys.stderr)
         return 1
     with open(LOCK, "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -6,17 +6,10 @@ generous bound; test/bench/failover.py measures the times.
 import time
 
 import pytest
-import yaml
 
-from cluster_fixtures import REPO, http_get, lab_run
+from mhalab.testkit import http_get, lab_run, orchestrate, until
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="session")
-def secrets(lab):
-    path = REPO / ".lab" / "pillar" / "lab_secrets.sls"
-    return yaml.safe_load(path.read_text())["moodle_ha"]["secrets"]
 
 
 def _writer_host(vip, port, secrets, timeout=3):
@@ -35,16 +28,6 @@ def _writer_host(vip, port, secrets, timeout=3):
         return None
     finally:
         conn.close()
-
-
-def _until(predicate, timeout, interval=0.2):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        value = predicate()
-        if value:
-            return time.monotonic() - start, value
-        time.sleep(interval)
-    return None, None
 
 
 def _site_status(topology):
@@ -74,12 +57,12 @@ def test_stopping_haproxy_on_the_vip_holder_moves_the_vip(deployed, lab_salt, to
     other = "lb2" if holder == "lb1" else "lb1"
     lab_salt(holder, "service.stop", "haproxy")
     try:
-        took, _ = _until(lambda: topology["vip"] in lab_salt(other, "network.ip_addrs"), 20)
+        took, _ = until(lambda: topology["vip"] in lab_salt(other, "network.ip_addrs"), 20)
         assert took is not None, f"VIP did not move to {other}"
         print(f"\nVIP moved {holder} -> {other} in <= {took:.1f} s (incl. salt call latency)")
         # DB connections the app nodes had through the old holder die with it: a request in
         # that moment may answer 503; the site must answer again within seconds.
-        again, _ = _until(lambda: _site_status(topology) == 200, 15)
+        again, _ = until(lambda: _site_status(topology) == 200, 15)
         assert again is not None, "the site did not answer 200 through the new VIP holder"
         print(f"site answered 200 through {other} {again:.1f} s after the move was seen")
     finally:
@@ -92,29 +75,29 @@ def test_killing_the_active_writer_lets_3307_serve_from_a_backup(deployed, topol
     assert writer
     assert lab_run("kill", writer).returncode == 0
     try:
-        took, new = _until(lambda: (h := _writer_host(vip, 3307, secrets, 1)) != writer and h,
+        took, new = until(lambda: (h := _writer_host(vip, 3307, secrets, 1)) != writer and h,
                            30)
         assert new and new != writer, "3307 did not fail over"
         print(f"\n3307 writer {writer} -> {new} in {took:.1f} s")
     finally:
         assert lab_run("start", writer).returncode == 0
-    took, _ = _until(lambda: _writer_host(vip, 3308, secrets), 60)
+    took, _ = until(lambda: _writer_host(vip, 3308, secrets), 60)
     assert took is not None
 
 
 def test_cut_db_host_leaves_two_primary_and_rejoins_after_heal(deployed, lab_salt):
-    _until(lambda: all(int(lab_salt(h, "galera.status").get("wsrep_cluster_size", 0)) == 3
+    until(lambda: all(int(lab_salt(h, "galera.status").get("wsrep_cluster_size", 0)) == 3
                        for h in ("moodle1", "moodle2")), 180, interval=3)
     assert lab_run("cut", "moodle3").returncode == 0
     try:
-        took, _ = _until(lambda: int(lab_salt("moodle1", "galera.status")
+        took, _ = until(lambda: int(lab_salt("moodle1", "galera.status")
                                      ["wsrep_cluster_size"]) == 2, 60, interval=1)
         assert took is not None
         for host in ("moodle1", "moodle2"):
             assert lab_salt(host, "galera.status")["wsrep_cluster_status"] == "Primary"
     finally:
         assert lab_run("heal", "moodle3").returncode == 0
-    took, _ = _until(lambda: lab_salt("moodle3", "galera.status").get(
+    took, _ = until(lambda: lab_salt("moodle3", "galera.status").get(
         "wsrep_local_state_comment") == "Synced", 120, interval=2)
     assert took is not None, "moodle3 did not rejoin after heal"
 
@@ -157,15 +140,13 @@ def _rows(vip, secrets):
 
 def test_full_outage_recovers_from_most_advanced_node_without_losing_rows(
         deployed, lab_salt, topology, secrets):
-    from cluster_fixtures import orchestrate
-
     vip = topology["vip"]
-    _until(lambda: all(lab_salt(h, "galera.status").get("wsrep_local_state_comment") == "Synced"
+    until(lambda: all(lab_salt(h, "galera.status").get("wsrep_local_state_comment") == "Synced"
                        for h in ("moodle1", "moodle2", "moodle3")), 180, interval=3)
     stamp = str(int(time.time()))
     _write_row(vip, secrets, f"a-{stamp}")
     assert lab_run("kill", "moodle3").returncode == 0
-    took, _ = _until(lambda: _try_write(vip, secrets, f"b-{stamp}"), 30)
+    took, _ = until(lambda: _try_write(vip, secrets, f"b-{stamp}"), 30)
     assert took is not None, "no write accepted with two nodes left"
     assert lab_run("kill", "moodle2").returncode == 0
     assert lab_run("kill", "moodle1").returncode == 0

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from mhalab.testkit import until
+
 pytestmark = pytest.mark.lab
 
 # A load balancer: the injections below disturb the cluster least there.
@@ -26,15 +28,6 @@ def host_ping(ip: str) -> bool:
 
 def peer_ping(host_exec, host: str, ip: str) -> bool:
     return host_exec(host, ["ping", "-c1", "-W1", ip], timeout=30).returncode == 0
-
-
-def until(predicate, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def test_all_five_minions_answer_the_lab_master(lab, salt):

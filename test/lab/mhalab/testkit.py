@@ -1,0 +1,183 @@
+"""What the lab suite (test/integration) and the benchmarks (test/bench) share: lab.py calls,
+salt's JSON, orchestrate runs, waiting, HTTP, and the lab's topology and pillar.
+
+Paths come from mhalab.paths, so MOODLE_HA_LAB_DIR (and every other lab override) means the
+same here as in lab.py; lab.py runs as a child with the same environment.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths, results
+from .hosts import leader_pid
+from .procs import cgroup_dirs, cgroup_pids, pid_alive
+
+LAB_PY = Path(__file__).resolve().parents[1] / "lab.py"
+
+
+class LabError(AssertionError):
+    """A lab.py verb or a salt call did not do what it should."""
+
+
+# --------------------------------------------------------------------------- lab.py and salt
+
+
+def lab_run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a lab.py verb; capture its output."""
+    return subprocess.run([sys.executable, str(LAB_PY), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+def lab_ok(*args: str, timeout: float = 900) -> str:
+    """Run a lab.py verb that must succeed; its stdout."""
+    proc = lab_run(*args, timeout=timeout)
+    if proc.returncode != 0:
+        raise LabError(f"lab.py {' '.join(args)} failed ({proc.returncode}):\n"
+                       f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def host_exec(host: str, cmd, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run cmd (a list, or a shell string) inside a lab host."""
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    return lab_run("exec", host, *argv, timeout=timeout)
+
+
+def salt_json(target: str, fun: str, *args: str, timeout: int = 300) -> dict:
+    """The parsed `--out=json` of `salt TARGET FUN ARGS` on the lab master."""
+    proc = lab_run("salt", target, fun, *args, "--out=json", "--static", f"-t{timeout}",
+                   timeout=timeout + 120)
+    try:
+        return json.loads(proc.stdout or "{}")
+    except ValueError:
+        raise LabError(f"salt {target} {fun} gave no JSON:\n{proc.stdout}{proc.stderr}") from None
+
+
+def salt_value(target: str, fun: str, *args: str, timeout: int = 300):
+    """What FUN returned on the one minion TARGET (which must answer)."""
+    out = salt_json(target, fun, *args, timeout=timeout)
+    if target not in out:
+        raise LabError(f"{target} did not answer {fun}: {out}")
+    return out[target]
+
+
+@dataclass
+class Run:
+    """One `state.orchestrate moodle_ha.orch`: its wall time and its JSON."""
+
+    seconds: float
+    output: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return results.failed(self.output)
+
+    @property
+    def changed(self) -> list[str]:
+        return results.changed(self.output)
+
+
+def orchestrate(timeout: float = 3600) -> Run:
+    sync = lab_run("salt-run", "saltutil.sync_all", timeout=300)
+    if sync.returncode != 0:
+        raise LabError(f"saltutil.sync_all failed:\n{sync.stdout}{sync.stderr}")
+    start = time.monotonic()
+    proc = lab_run("salt-run", "state.orchestrate", "moodle_ha.orch", "--out=json",
+                   timeout=timeout)
+    seconds = time.monotonic() - start
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise LabError(f"orchestrate gave no JSON ({proc.returncode}):\n"
+                       f"{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}") from None
+    return Run(seconds, out)
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+class Waited:
+    """What until() saw: `seconds` until the predicate held (None: it never did) and the
+    predicate's last value. True when it held; unpacks as (seconds, value)."""
+
+    def __init__(self, seconds: float | None, value=None):
+        self.seconds, self.value = seconds, value
+
+    def __bool__(self) -> bool:
+        return self.seconds is not None
+
+    def __iter__(self):
+        return iter((self.seconds, self.value))
+
+    def __repr__(self) -> str:
+        return f"Waited(seconds={self.seconds}, value={self.value!r})"
+
+
+def until(predicate, timeout: float, interval: float = 0.2) -> Waited:
+    """Call predicate every `interval` s until it returns something true, at most `timeout` s."""
+    start = time.monotonic()
+    value = None
+    while True:
+        value = predicate()
+        if value:
+            return Waited(time.monotonic() - start, value)
+        if time.monotonic() - start >= timeout:
+            return Waited(None, value)
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- the lab itself
+
+
+def topology() -> dict:
+    """The running lab's topology (its own copy of the pillar file once up)."""
+    return paths.topology()
+
+
+def pillar() -> dict:
+    """The lab's moodle_ha pillar as the master merges it (topology, ports, secrets)."""
+    return paths.lab_pillar()
+
+
+def secrets() -> dict:
+    return pillar().get("secrets", {})
+
+
+def state() -> dict:
+    return paths.load_state()
+
+
+def is_up() -> bool:
+    """The lab finished `up` and its master or a host still runs."""
+    st = state()
+    if not st.get("complete"):
+        return False
+    return pid_alive(st.get("master_pid")) or any(leader_pid(h, st) for h in st.get("hosts", {}))
+
+
+def container_pids(host: str) -> list[int]:
+    """Processes still in the host's cgroups (its nspawn and everything inside)."""
+    pids: set[int] = set()
+    for cg in cgroup_dirs(host):
+        pids.update(p for p in cgroup_pids(cg) if pid_alive(p))
+    return sorted(pids)
+
+
+def http_get(url: str, host_header: str | None = None, timeout: float = 5):
+    """(status, body) of a GET; HTTP errors are answers too."""
+    req = urllib.request.Request(url)
+    if host_header:
+        req.add_header("Host", host_header)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
