@@ -1,39 +1,63 @@
 # moodle_ha: the two commands are `make demo` and `make test` (see README).
+# Lab options: RELEASE=bookworm|trixie (default trixie), PILLAR=FILE (topology source, default
+# pillar.example), MOODLE_ARCHIVE=/path/moodle.tgz (default: the fixture app), HOST=name.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 LAB     = $(PY) test/lab/lab.py
+# pip's warnings (e.g. about index locations of this machine's pip config) go to the log;
+# errors still show.
+PIP     = $(VENV)/bin/pip install -qq --log $(VENV)/pip.log
+LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static lab-test demo down status bench clean
+.PHONY: venv test test-static test-matrix demo deploy info shell status down bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt -c constraints.txt
-	touch $@
+	@echo "==> venv $(VENV) (pip log: $(VENV)/pip.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
+	@$(PIP) -r requirements-dev.txt -c constraints.txt
+	@touch $@
 
 venv: $(VENV)/.installed
 
-## Unit, render and lint tests, then the lab integration suite (brings the lab up and down).
+## Unit, render and lint tests, then the lab integration suite (brings the lab up and down;
+## hosts of $(RELEASE) / $MOODLE_HA_LAB_RELEASE, default trixie).
 test: venv
-	bash test/run.sh
+	@$(LABENV) bash test/run.sh
 
 ## Unit, render and lint tests only (no lab).
 test-static: venv
-	bash test/run.sh --no-lab
+	@bash test/run.sh --no-lab
+
+## Unit, render and lint tests, then the lab suite once per Debian release (bookworm, trixie).
+test-matrix: venv
+	@bash test/run.sh --matrix
 
 ## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch
-## (the fixture app, or a real Moodle archive: make demo MOODLE_ARCHIVE=/path/moodle.tgz).
+## (make demo RELEASE=bookworm, make demo MOODLE_ARCHIVE=/path/moodle.tgz).
 demo: venv
-	$(LAB) up $(if $(MOODLE_ARCHIVE),--moodle-archive $(MOODLE_ARCHIVE))
-	$(LAB) deploy
+	@$(LABENV) $(LAB) up $(if $(MOODLE_ARCHIVE),--moodle-archive $(MOODLE_ARCHIVE))
+	@$(LAB) deploy
+
+## Run moodle_ha.orch again on the running lab.
+deploy: venv
+	@$(LAB) deploy
+
+## URL, admin login and the other ways into the running lab.
+info: venv
+	@$(LAB) info
+
+## A shell on a lab host: make shell HOST=lb1 (default moodle1).
+shell: venv
+	@$(LAB) exec $(or $(HOST),moodle1)
 
 status: venv
-	$(LAB) status
+	@$(LAB) status
 
 down: venv
-	$(LAB) down
+	@$(LAB) down
 
 ## Converge time, no-op re-run and failover figures (needs a deployed lab).
 bench: venv
-	$(PY) test/bench/bench.py
+	@$(PY) test/bench/bench.py

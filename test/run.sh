@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The test command (make test): static and render tests, then the lab integration suite.
-# Fails when any test or lint fails. --no-lab skips the lab suite.
+# Fails when any test or lint fails.
+#   --no-lab   skip the lab suite
+#   --matrix   run the lab suite once per Debian release (bookworm, trixie)
+# The lab suite's release: $MOODLE_HA_LAB_RELEASE (default trixie).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=".venv/bin/pytest"
+RELEASES="bookworm trixie"
 
 status=0
 echo "== unit, render and lint tests"
@@ -11,11 +15,26 @@ echo "== unit, render and lint tests"
 [ "$status" -eq 5 ] && { echo "no unit/render test ran"; status=1; }
 [ "$status" -ne 0 ] && { echo "unit/render/lint tests failed ($status)"; exit "$status"; }
 
-if [ "${1:-}" = "--no-lab" ]; then
-  exit 0
-fi
+lab_suite() {  # $1: release
+  local rc=0
+  echo "== lab integration tests: five systemd-nspawn $1 hosts"
+  MOODLE_HA_LAB_RELEASE="$1" "$PYTEST" -m lab test/integration || rc=$?
+  [ "$rc" -eq 5 ] && { echo "no lab test ran"; rc=1; }
+  return "$rc"
+}
 
-echo "== lab integration tests (five systemd-nspawn hosts)"
-"$PYTEST" -m lab test/integration || status=$?
-[ "$status" -eq 5 ] && { echo "no lab test ran"; status=1; }
-exit "$status"
+case "${1:-}" in
+  --no-lab)
+    exit 0 ;;
+  --matrix)
+    failed=""
+    for release in $RELEASES; do
+      lab_suite "$release" || failed="$failed $release"
+    done
+    [ -n "$failed" ] && { echo "lab suite failed on:$failed"; exit 1; }
+    echo "lab suite passed on: $RELEASES"
+    exit 0 ;;
+  *)
+    lab_suite "${MOODLE_HA_LAB_RELEASE:-trixie}"
+    exit $? ;;
+esac
