@@ -193,11 +193,14 @@ def build_wheelhouse(b: Builder, root: Path, work: Path, dest: Path) -> None:
                           *BUILD_DEPS])
         b.chroot(merged, ["python3", "-m", "venv", "/tmp/wheel-venv"])
         cmd = ["/tmp/wheel-venv/bin/pip", "wheel", "-q", "--disable-pip-version-check",
-               "--cert", "/tmp/req/host-ca.crt", "-w", "/tmp/wheelhouse",
-               "-r", "/tmp/req/requirements.txt"]
+               "-w", "/tmp/wheelhouse", "-r", "/tmp/req/requirements.txt"]
         if (req / "constraints.txt").exists():
             cmd += ["-c", "/tmp/req/constraints.txt"]
-        b.chroot(merged, cmd, PIP_NO_INPUT="1", **_proxy_env())
+        # The host's CA bundle, through the environment so that pip's isolated build
+        # environments (setuptools for timelib) use it too.
+        ca = "/tmp/req/host-ca.crt"
+        b.chroot(merged, cmd, PIP_NO_INPUT="1", PIP_CERT=ca, SSL_CERT_FILE=ca,
+                 **_proxy_env())
         shutil.copytree(merged / "tmp/wheelhouse", dest)
     finally:
         for path in reversed(mounted):
