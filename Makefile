@@ -5,15 +5,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 LAB     = $(PY) test/lab/lab.py
-# pip's warnings (e.g. about index locations of this machine's pip config) go to the log;
-# errors still show.
-PIP     = $(VENV)/bin/pip install -qq --log $(VENV)/pip.log
+# pip's whole output (warnings about this machine's pip config included) goes to a log file;
+# a failure shows its tail.
+PIP_LOG = $(VENV)/pip.log
+PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 2>&1 || \
+            { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
 .PHONY: venv test test-static test-matrix demo deploy info shell status down bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
-	@echo "==> venv $(VENV) (pip log: $(VENV)/pip.log)"
+	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
 	@$(PYTHON) -m venv $(VENV)
 	@$(PIP) --upgrade pip
 	@$(PIP) -r requirements-dev.txt -c constraints.txt

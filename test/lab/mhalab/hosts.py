@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .paths import ACNG_PORT, BRIDGE, HOSTS_DIR, save_state, yaml_dump
-from .procs import cgroup_dirs, children, pid_alive, pid_cmdline, wait_dead
+from .procs import cgroup_dirs, cgroup_pids, children, pid_alive, pid_cmdline, wait_dead
 
 # How nspawn runs each release's systemd on this kind of host (cgroup v1/v2 hybrid): systemd
 # 257 (trixie) refuses a v1 hierarchy, so its containers get a pure cgroup v2 tree.
@@ -168,6 +168,12 @@ def power_off(hosts: list[str], state: dict, grace: float = 10) -> list[str]:
         if pid_alive(pid):
             killed.append(host)
             _signal(leaders[host], signal.SIGKILL)
+            # Everything inside at once too: a process stuck on a mount (gluster's FUSE) must
+            # not hold the container's teardown.
+            for cg in cgroup_dirs(host):
+                for inner in cgroup_pids(cg):
+                    if inner != pid:
+                        _signal(inner, signal.SIGKILL)
     if killed and not wait_dead([nspawns[h] for h in killed], 5):
         for host in killed:
             _signal(nspawns[host], signal.SIGKILL)
