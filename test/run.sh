@@ -5,7 +5,7 @@
 #   --matrix   run the lab suite once per Debian release (bookworm, trixie)
 # The lab suite's release: $MOODLE_HA_LAB_RELEASE (default trixie).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PYTEST=".venv/bin/pytest"
 RELEASES="bookworm trixie"
 

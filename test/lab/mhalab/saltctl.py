@@ -154,5 +154,5 @@ def deploy(extra: list[str]) -> int:
     for line in lines or ["  (none reported: see the messages)"]:
         log(line)
     log(f"full output: {out_path}\nmessages: {err_path}\n"
-        "minion logs: lab.py exec HOST cat /var/log/salt/minion")
+        "minion logs: test/lab/lab.py exec HOST cat /var/log/salt/minion")
     return rc or 1
