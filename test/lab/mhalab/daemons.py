@@ -34,10 +34,11 @@ from .paths import (
 )
 from .procs import Step, logfile, pid_alive, run, signal_tracked, venv_bin, wait_dead
 
-# What the master serves from the repository: the formula, nothing else. Linked, not copied,
-# so edits show at once; the repo itself is no file root (walking it would walk the hosts'
-# disks under .lab on every file-list request).
-FORMULA_PATHS = ("moodle_ha", "_modules", "_states", "top.sls")
+# What the master serves from the repository: the formula and its salt extensions (_modules,
+# _states, _runners, _output, ...: every top-level _<kind> dir), nothing else. Linked, not
+# copied, so edits show at once; the repo itself is no file root (walking it would walk the
+# hosts' disks under .lab on every file-list request).
+FORMULA_PATHS = ("moodle_ha", "top.sls")
 DAEMONS = (("master_pid", "salt-master", True), ("acng_pid", "apt-cacher-ng", False))
 
 
@@ -120,7 +121,8 @@ def acng_start(topo: dict, state: dict) -> None:
 
 def formula_root() -> None:
     FORMULA_ROOT.mkdir(parents=True, exist_ok=True)
-    for name in FORMULA_PATHS:
+    extensions = sorted(p.name for p in REPO.glob("_*") if p.is_dir() and p.name[1] != "_")
+    for name in (*FORMULA_PATHS, *extensions):
         link = FORMULA_ROOT / name
         if not link.is_symlink():
             link.symlink_to(REPO / name)

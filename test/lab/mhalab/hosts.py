@@ -14,7 +14,8 @@ from .paths import ACNG_PORT, BRIDGE, HOSTS_DIR, save_state, yaml_dump
 from .procs import cgroup_dirs, cgroup_pids, children, pid_alive, pid_cmdline, wait_dead
 
 # How nspawn runs each release's systemd on this kind of host (cgroup v1/v2 hybrid): systemd
-# 257 (trixie) refuses a v1 hierarchy, so its containers get a pure cgroup v2 tree.
+# 257 (trixie) deprecates the v1 hierarchy (258 drops it), so its containers get a pure cgroup
+# v2 tree (from the host's unified hierarchy); bookworm's 252 keeps the hybrid one.
 NSPAWN_ENV = {
     "bookworm": {},
     "trixie": {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"},
