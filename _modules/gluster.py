@@ -278,19 +278,22 @@ def volume_status(name):
     return parse_volume_status(_run("volume", "status", name)).get(name, {})
 
 
-def heal_info(name):
+def heal_info(name, split_brain=False):
     """
     Return the entries waiting for self-heal per brick: ``{brick: {status, entries}}``.
 
-    ``entries`` is None for a brick that is not connected.
+    ``entries`` is None for a brick that is not connected. With ``split_brain``, only the
+    entries in split-brain (``heal info split-brain``).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' gluster.heal_info moodledata
+        salt '*' gluster.heal_info moodledata split_brain=True
     """
-    return parse_heal_info(_run("volume", "heal", name, "info"))
+    args = ("volume", "heal", name, "info") + (("split-brain",) if split_brain else ())
+    return parse_heal_info(_run(*args))
 
 
 def volume_get(name, key="all"):

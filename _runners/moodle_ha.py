@@ -1,0 +1,310 @@
+"""
+Day-2 view of a moodle_ha cluster from the master.
+
+``salt-run moodle_ha.status`` asks every host of the topology for its health facts
+(``moodle_ha_status.facts``, one job with a short timeout), judges them and prints one line
+per host and layer, green or red, and a verdict; it exits non-zero when anything is red.
+``--out=json`` gives the same as data. A host that does not answer in time is reported
+unreachable and the rest is still judged: the view is meant for when something is down.
+
+The judging functions (:py:func:`evaluate` and the ``_judge_*`` helpers) are pure: they take
+the facts as returned by the hosts, so they are tested on recorded answers.
+"""
+
+import time
+
+import salt.client
+
+__virtualname__ = "moodle_ha"
+
+# Thresholds unless the map (moodle_ha:status, parameters/defaults.yaml) says otherwise.
+DEFAULT_LIMITS = {
+    "clock_skew": 1.0,
+    "flow_control_paused": 0.1,
+    "recv_queue": 100,
+    "web_seconds": 2.0,
+    "cron_max_age": 600,
+    "brick_free_percent": 10,
+}
+# HAProxy proxies of the formula's haproxy.cfg and what they serve.
+PROXIES = {"db-writer": "writer_port", "db-readers": "reader_port", "web-farm": "web_port"}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _check(host, layer, ok, text, **data):
+    return {"host": host, "layer": layer, "ok": ok, "text": text, **data}
+
+
+def _num(value, cast=float):
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _judge_galera(host, layer, expected_size, limits):
+    out = []
+    if "error" in layer and "status" not in layer:
+        running = "" if layer.get("running") else " (not running)"
+        out.append(_check(host, "galera", False,
+                          f"server not answering{running}: {layer['error']}"))
+    else:
+        st = layer.get("status", {})
+        comment = st.get("wsrep_local_state_comment", "?")
+        component = st.get("wsrep_cluster_status", "?")
+        size = _num(st.get("wsrep_cluster_size"), int)
+        paused = _num(st.get("wsrep_flow_control_paused")) or 0.0
+        queue = _num(st.get("wsrep_local_recv_queue"), int) or 0
+        problems = []
+        if comment != "Synced":
+            problems.append(f"state {comment}")
+        if component != "Primary":
+            problems.append(f"component {component}")
+        if size != expected_size:
+            problems.append(f"cluster size {size}, expected {expected_size}")
+        if paused > limits["flow_control_paused"]:
+            problems.append(f"flow control paused {paused:.3f}")
+        if queue > limits["recv_queue"]:
+            problems.append(f"recv queue {queue}")
+        text = (f"{comment}, {component}, size {size}/{expected_size}, seqno "
+                f"{st.get('wsrep_last_committed', '?')}, fc paused {paused:.3f}, "
+                f"recv queue {queue}")
+        out.append(_check(host, "galera", not problems,
+                          text + (f" ({'; '.join(problems)})" if problems else ""),
+                          seqno=_num(st.get("wsrep_last_committed"), int)))
+    answer = layer.get("clustercheck")
+    if answer is None:
+        out.append(_check(host, "clustercheck", False, "no answer on the clustercheck port"))
+    else:
+        fields = answer.get("fields", {})
+        why = next((f"{k}: {v}" for k, v in fields.items()
+                    if k in ("error", "mysqld", "maintenance")), "")
+        out.append(_check(host, "clustercheck", answer.get("code") == 200,
+                          f"HTTP {answer.get('code')}" + (f" ({why})" if why else "")))
+    return out
+
+
+def _judge_gluster(host, layer, expected_peers, limits):
+    """One line for a gluster host; volume-wide facts come from the first gluster host."""
+    problems, parts = [], []
+    peers = layer.get("peers")
+    if isinstance(peers, dict) and "error" in peers:
+        problems.append(f"peer status: {peers['error']}")
+    else:
+        good = [p for p in peers or [] if p.get("in_cluster")]
+        parts.append(f"peers {len(good)}/{expected_peers} connected")
+        if len(good) != expected_peers:
+            problems.append("a peer is not connected")
+    volume = layer.get("volume")
+    if volume is None:
+        pass  # another gluster host reports the volume
+    elif "error" in volume:
+        problems.append(f"volume status: {volume['error']}")
+    else:
+        bricks = (volume or {}).get("bricks", {})
+        online = sum(1 for b in bricks.values() if b.get("online"))
+        # One brick per gluster host; a brick whose host is gone is missing from the answer.
+        expected = max(len(bricks), expected_peers + 1)
+        parts.append(f"bricks {online}/{expected} online")
+        if online != expected:
+            problems.append("a brick is offline")
+    heal = layer.get("heal")
+    if heal is None:
+        pass
+    elif "error" in heal:
+        problems.append(f"heal info: {heal['error']}")
+    else:
+        entries = [b.get("entries") for b in heal.values()]
+        pending = sum(e for e in entries if isinstance(e, int))
+        parts.append(f"heal pending {pending}")
+        if pending:
+            problems.append(f"{pending} entries to heal")
+        if any(e is None for e in entries):
+            problems.append("heal info has a brick not connected")
+    split = layer.get("split_brain")
+    if split is not None and "error" not in split:
+        count = sum(b.get("entries") or 0 for b in split.values())
+        parts.append(f"split-brain {count}")
+        if count:
+            problems.append(f"{count} entries in split-brain")
+    brick = layer.get("brick", {})
+    if "error" in brick:
+        problems.append(f"brick {brick.get('path')}: {brick['error']}")
+    elif brick.get("total"):
+        free = 100.0 * brick["free"] / brick["total"]
+        parts.append(f"brick free {free:.0f}% ({brick['free'] // 2**20} MiB)")
+        if free < limits["brick_free_percent"]:
+            problems.append(f"brick {free:.0f}% free")
+    return [_check(host, "gluster", not problems,
+                   ", ".join(parts) + (f" ({'; '.join(problems)})" if problems else ""))]
+
+
+def writer_of(rows):
+    """The server HAProxy sends writes to: the first UP non-backup, else the first UP backup."""
+    servers = [r for r in rows if r["pxname"] == "db-writer"
+               and r["svname"] not in ("FRONTEND", "BACKEND")]
+    for backup in ("0", "1"):
+        for row in servers:
+            if row["bck"] == backup and row["status"].startswith("UP"):
+                return row["svname"]
+    return None
+
+
+def _judge_lb(host, layer, ports):
+    out = []
+    services = {"haproxy": layer.get("haproxy_active"),
+                "keepalived": layer.get("keepalived_active")}
+    down = [name for name, up in services.items() if not up]
+    out.append(_check(host, "lb", not down,
+                      "haproxy and keepalived active" if not down
+                      else f"{', '.join(down)} not active",
+                      vip_held=bool(layer.get("vip_held"))))
+    rows = layer.get("stat")
+    if isinstance(rows, dict):
+        out.append(_check(host, "haproxy", False, f"stats socket: {rows.get('error')}"))
+        return out
+    for proxy, port_key in PROXIES.items():
+        servers = [r for r in rows or [] if r["pxname"] == proxy
+                   and r["svname"] not in ("FRONTEND", "BACKEND")]
+        up = [r["svname"] for r in servers if r["status"].startswith("UP")]
+        downs = [f"{r['svname']} {r['status']}" for r in servers
+                 if not r["status"].startswith("UP")]
+        text = f":{ports.get(port_key, '?')} {proxy}: {len(up)}/{len(servers)} up"
+        if proxy == "db-writer":
+            writer = writer_of(rows)
+            text += f", writer {writer or 'NONE'}"
+        if downs:
+            text += f" (down: {', '.join(downs)})"
+        out.append(_check(host, "haproxy", bool(up) and not downs and bool(servers), text,
+                          proxy=proxy))
+    return out
+
+
+def _judge_web(host, layer, limits):
+    out = []
+    health = layer.get("health", {})
+    seconds = health.get("seconds")
+    code = health.get("code")
+    ok = code == 200 and seconds is not None and seconds <= limits["web_seconds"]
+    text = (f"health page HTTP {code} in {seconds:.2f} s" if code
+            else f"health page: {health.get('error', 'no answer')}")
+    out.append(_check(host, "web", ok, text))
+    cron = layer.get("cron")
+    if cron is not None:
+        age = cron.get("last_exit_age")
+        timer_age = cron.get("timer_age")
+        problems = []
+        if not cron.get("timer_active"):
+            problems.append("timer not active")
+        if age is None:
+            # Not run since boot: fine while the timer has not been up for cron_max_age.
+            if timer_age is None or timer_age > limits["cron_max_age"]:
+                problems.append("no run")
+            text = (f"not run yet, timer active for {timer_age:.0f} s" if timer_age is not None
+                    else "never ran")
+        else:
+            if cron.get("last_result") != "success":
+                problems.append(f"last run {cron.get('last_result')}")
+            if age > limits["cron_max_age"]:
+                problems.append(f"last run {age:.0f} s ago")
+            text = f"last run {age:.0f} s ago, {cron.get('last_result')}"
+        out.append(_check(host, "cron", not problems,
+                          text + (f" ({'; '.join(problems)})" if problems else "")))
+    return out
+
+
+def evaluate(answers, expected, started, finished, limits=None):
+    """
+    Judge the hosts' facts. ``answers``: ``{host: facts}`` of those that answered;
+    ``expected``: ``{host: [roles]}`` of the topology (plus the ports under ``"_ports"`` and
+    the Galera voter count under ``"_voters"`` when known); ``started``/``finished``: the
+    master's clock around the call (a host's clock must fall inside, give or take the skew
+    limit). Returns ``{"checks": [...], "ok": bool, "verdict": str, "retcode": int}``.
+    """
+    limits = dict(DEFAULT_LIMITS, **(limits or {}))
+    hosts = {name: roles for name, roles in expected.items() if not name.startswith("_")}
+    voters = expected.get("_voters") or sum("galera" in r or "garbd" in r for r in hosts.values())
+    gluster_peers = sum("gluster" in r for r in hosts.values()) - 1
+    ports = expected.get("_ports", {})
+    checks = []
+    for host in sorted(hosts):
+        facts = answers.get(host)
+        if not isinstance(facts, dict):
+            if facts is None or str(facts).startswith("Minion did not return"):
+                text = "unreachable: no answer in time" + (f" ({facts})" if facts else "")
+            else:
+                text = f"bad answer: {str(facts)[:200]}"
+            checks.append(_check(host, "host", False, text))
+            continue
+        if "error" in facts:
+            checks.append(_check(host, "host", False, facts["error"]))
+            continue
+        when = facts.get("time", 0)
+        skew = max(started - when, when - finished, 0.0)
+        checks.append(_check(host, "clock", skew <= limits["clock_skew"],
+                             f"within {max(skew, finished - started):.1f} s of the master"
+                             if skew <= limits["clock_skew"] else f"off by {skew:.1f} s",
+                             skew=round(skew, 3)))
+        layers = facts.get("layers", {})
+        for role, layer in sorted(layers.items()):
+            if "error" in layer and set(layer) <= {"error", "seconds"}:
+                checks.append(_check(host, role, False, f"cannot read: {layer['error']}"))
+            elif role == "galera":
+                checks += _judge_galera(host, layer, voters, limits)
+            elif role == "gluster":
+                checks += _judge_gluster(host, layer, gluster_peers, limits)
+            elif role == "lb":
+                checks += _judge_lb(host, layer, ports)
+            elif role == "web":
+                checks += _judge_web(host, layer, limits)
+    lbs = [c for c in checks if c["layer"] == "lb" and "vip_held" in c]
+    holders = [c["host"] for c in lbs if c["vip_held"]]
+    if any("lb" in r for r in hosts.values()):
+        checks.append(_check("cluster", "vip", len(holders) == 1,
+                             f"held by {holders[0]}" if len(holders) == 1
+                             else f"held by {len(holders)} hosts {holders}"))
+    seqnos = [c["seqno"] for c in checks if c.get("seqno") is not None]
+    if seqnos:
+        checks.append(_check("cluster", "galera", None,
+                             f"{len(seqnos)}/{voters} voters report, seqno spread "
+                             f"{max(seqnos) - min(seqnos)}"))
+    checks.append(_check("cluster", "backup", None, "no backup layer configured"))
+    red = [c for c in checks if c["ok"] is False]
+    where = list(dict.fromkeys(f"{c['host']} {c['layer']}" for c in red))
+    verdict = "all green" if not red else f"RED: {len(red)} problem(s): " + ", ".join(where)
+    return {"checks": checks, "ok": not red, "verdict": verdict, "retcode": 1 if red else 0,
+            "seconds": round(finished - started, 2)}
+
+
+def status(timeout=5):
+    """
+    One line per host and layer, green or red, and a verdict; non-zero exit when red.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run moodle_ha.status
+        salt-run moodle_ha.status --out=json
+        salt-run moodle_ha.status timeout=10
+    """
+    timeout = int(timeout)
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    started = time.time()
+    # A probe on a host gets 2 s, the host 3 s in all; silent for `timeout` s: unreachable.
+    answers = client.cmd("roles:*", "moodle_ha_status.facts", [2, max(timeout - 2, 1)],
+                         tgt_type="grain", timeout=timeout, gather_job_timeout=2)
+    finished = time.time()
+    expected = {}
+    for facts in answers.values():
+        if isinstance(facts, dict) and "topology" in facts:
+            expected.update(facts["topology"])
+    for host in answers:
+        expected.setdefault(host, [])
+    limits = next((f["limits"] for f in answers.values()
+                   if isinstance(f, dict) and f.get("limits")), None)
+    report = evaluate(answers, expected, started, finished, limits)
+    return {"data": report, "outputter": "moodle_ha_status"}

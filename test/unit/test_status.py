@@ -1,0 +1,190 @@
+"""
+The status runner's verdicts (_runners/moodle_ha.py) and the host facts' parsers
+(_modules/moodle_ha_status.py), on answers recorded from the lab's five Debian 13 hosts
+(test/data/status/facts-<case>.debian13-lab.json: what `salt ... moodle_ha_status.facts`
+returned, a killed host being absent).
+"""
+
+import json
+
+import pytest
+
+from render.renderlib import REPO
+from saltmodules import load
+
+runner = load("_runners/moodle_ha.py", "moodle_ha_runner_under_test")
+status_module = load("_modules/moodle_ha_status.py", "moodle_ha_status_under_test")
+DATA = REPO / "test" / "data" / "status"
+HOSTS = ["lb1", "lb2", "moodle1", "moodle2", "moodle3"]
+
+
+def _answers(case):
+    return json.loads((DATA / f"facts-{case}.debian13-lab.json").read_text())
+
+
+def _expected(answers):
+    expected = {}
+    for facts in answers.values():
+        expected.update(facts["topology"])
+    return expected
+
+
+def _judge(case, drop=(), replace=None):
+    answers = _answers(case)
+    expected = _expected(answers)
+    for host in drop:
+        answers.pop(host, None)
+    answers.update(replace or {})
+    times = [f["time"] for f in answers.values() if isinstance(f, dict)]
+    return runner.evaluate(answers, expected, min(times) - 0.5, max(times) + 0.5)
+
+
+def _red(report):
+    return {(c["host"], c["layer"]) for c in report["checks"] if c["ok"] is False}
+
+
+def test_healthy_cluster_is_all_green_with_a_line_per_host_and_layer():
+    report = _judge("healthy")
+    assert report["ok"] is True and report["retcode"] == 0
+    assert report["verdict"] == "all green"
+    seen = {(c["host"], c["layer"]) for c in report["checks"]}
+    for host in ("moodle1", "moodle2", "moodle3"):
+        assert {(host, "galera"), (host, "clustercheck"), (host, "gluster"), (host, "web"),
+                (host, "clock")} <= seen
+    assert {("lb1", "lb"), ("lb2", "lb"), ("cluster", "vip"), ("moodle1", "cron")} <= seen
+    galera = next(c for c in report["checks"] if c["layer"] == "galera")
+    assert galera["text"].startswith("Synced, Primary, size 3/3")
+    writer = [c["text"] for c in report["checks"] if c.get("proxy") == "db-writer"]
+    assert writer == [":3307 db-writer: 3/3 up, writer moodle1"] * 2
+    gluster = next(c for c in report["checks"] if c["host"] == "moodle1"
+                   and c["layer"] == "gluster")
+    assert "bricks 3/3 online, heal pending 0, split-brain 0" in gluster["text"]
+
+
+def test_report_is_json_serialisable():
+    json.dumps(_judge("healthy"))
+
+
+def test_stopped_cron_timer_is_the_only_red_line():
+    report = _judge("cron-timer-stopped")
+    assert _red(report) == {("moodle1", "cron")}
+    assert report["retcode"] == 1
+    assert "timer not active" in next(c["text"] for c in report["checks"]
+                                      if c["layer"] == "cron")
+
+
+def test_haproxy_stopped_on_the_vip_holder_reds_that_lb_only():
+    report = _judge("haproxy-stopped-on-lb1")
+    assert _red(report) == {("lb1", "lb"), ("lb1", "haproxy")}
+    assert "haproxy not active" in next(c["text"] for c in report["checks"]
+                                        if c["host"] == "lb1" and c["layer"] == "lb")
+
+
+def test_killed_brick_process_reds_the_volume_line():
+    report = _judge("brick-moodle2-killed")
+    assert _red(report) == {("moodle1", "gluster")}
+    text = next(c["text"] for c in report["checks"] if c["host"] == "moodle1"
+                and c["layer"] == "gluster")
+    assert "bricks 2/3 online" in text and "a brick is offline" in text
+
+
+def test_killed_db_host_is_unreachable_and_every_other_host_is_still_judged():
+    report = _judge("moodle3-killed")
+    red = _red(report)
+    assert ("moodle3", "host") in red
+    assert {("moodle1", "galera"), ("moodle2", "galera")} <= red  # size 2 of 3
+    assert ("lb1", "haproxy") in red  # moodle3 DOWN in every backend
+    unreachable = next(c["text"] for c in report["checks"] if c["host"] == "moodle3")
+    assert unreachable.startswith("unreachable")
+    judged = {c["host"] for c in report["checks"] if c["layer"] != "host"}
+    assert {"lb1", "lb2", "moodle1", "moodle2"} <= judged
+    assert report["verdict"].startswith("RED: ")
+    assert report["verdict"].count("lb1 haproxy") == 1
+
+
+def test_salt_not_connected_string_counts_as_unreachable():
+    report = _judge("healthy", replace={"moodle2": "Minion did not return. [Not connected]"})
+    assert _red(report) == {("moodle2", "host")}
+    text = next(c["text"] for c in report["checks"] if c["host"] == "moodle2")
+    assert text.startswith("unreachable") and "Not connected" in text
+
+
+def test_two_vip_holders_are_red():
+    answers = _answers("healthy")
+    for lb in ("lb1", "lb2"):
+        answers[lb]["layers"]["lb"]["vip_held"] = True
+    times = [f["time"] for f in answers.values()]
+    report = runner.evaluate(answers, _expected(answers), min(times), max(times))
+    assert ("cluster", "vip") in _red(report)
+
+
+def test_a_clock_outside_the_call_window_is_red():
+    answers = _answers("healthy")
+    times = [f["time"] for f in answers.values()]
+    answers["moodle2"]["time"] = max(times) + 30
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+    assert _red(report) == {("moodle2", "clock")}
+    assert "off by 29.5 s" in next(c["text"] for c in report["checks"]
+                                   if c["host"] == "moodle2" and c["layer"] == "clock")
+
+
+def test_cron_not_run_yet_is_green_only_while_the_timer_is_young():
+    answers = _answers("healthy")
+    cron = answers["moodle1"]["layers"]["web"]["cron"]
+    cron.update(last_exit_age=None, last_result="success", timer_age=30)
+    times = [f["time"] for f in answers.values()]
+    window = (min(times) - 0.5, max(times) + 0.5)
+    assert runner.evaluate(answers, _expected(answers), *window)["ok"] is True
+    cron["timer_age"] = 3600
+    assert _red(runner.evaluate(answers, _expected(answers), *window)) == {("moodle1", "cron")}
+
+
+def test_thresholds_come_from_the_limits():
+    answers = _answers("healthy")
+    times = [f["time"] for f in answers.values()]
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5,
+                             {"web_seconds": 0.0})
+    assert {layer for _, layer in _red(report)} == {"web"}
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("facts-*.json")), ids=lambda p: p.name)
+def test_facts_carry_no_secret(path):
+    text = path.read_text()
+    assert "password" not in text.lower() and "secrets" not in text
+    assert set(json.loads(text)) <= set(HOSTS)
+
+
+def test_a_slow_probe_is_reported_and_does_not_hold_the_host_back():
+    import time
+
+    start = time.monotonic()
+    out = status_module._parallel({"fast": lambda: {"ok": 1},
+                                   "slow": lambda: time.sleep(5) or {"ok": 2},
+                                   "broken": lambda: 1 / 0}, 0.5)
+    assert time.monotonic() - start < 2
+    assert out["fast"] == {"ok": 1}
+    assert out["slow"] == {"error": "no answer within 0.5 s"}
+    assert out["broken"]["error"].startswith("ZeroDivisionError")
+
+
+def test_writer_is_the_first_up_active_server_else_the_first_up_backup():
+    rows = [{"pxname": "db-writer", "svname": "moodle1", "status": "DOWN", "bck": "0"},
+            {"pxname": "db-writer", "svname": "moodle2", "status": "UP", "bck": "1"},
+            {"pxname": "db-writer", "svname": "moodle3", "status": "UP", "bck": "1"},
+            {"pxname": "db-writer", "svname": "BACKEND", "status": "UP", "bck": "0"}]
+    assert runner.writer_of(rows) == "moodle2"
+    rows[0]["status"] = "UP"
+    assert runner.writer_of(rows) == "moodle1"
+
+
+def test_show_stat_csv_is_parsed_by_its_header():
+    text = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,"
+            "eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,"
+            "qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,"
+            "check_status,\n"
+            "db-writer,moodle2,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,0,1,0,0,12,0,,1,3,2,,0,,2,0,,0,"
+            "L7OK,\n")
+    rows = status_module.parse_show_stat(text)
+    assert rows == [{"pxname": "db-writer", "svname": "moodle2", "status": "UP", "bck": "1",
+                     "act": "0", "check_status": "L7OK", "lastchg": "12", "scur": "0"}]
+    assert status_module.parse_show_stat("") == []
