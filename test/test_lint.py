@@ -31,3 +31,28 @@ def test_yamllint_is_clean_on_plain_yaml():
              sorted((REPO / "moodle_ha" / "parameters").rglob("*.yaml"))]]
     proc = _run([str(BIN / "yamllint"), "-c", ".yamllint", *files])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _shell_scripts():
+    """Plain shell scripts of the repo: a shell shebang, not Jinja templates."""
+    skip = {".git", ".venv", ".lab", ".scratch"}
+    out = []
+    for path in sorted(REPO.rglob("*")):
+        if not path.is_file() or skip & set(path.relative_to(REPO).parts):
+            continue
+        if path.suffix in (".jinja", ".py", ".sls", ".yaml", ".md"):
+            continue
+        try:
+            head = path.open("rb").readline()
+        except OSError:
+            continue
+        if head.startswith(b"#!") and any(sh in head for sh in (b"/sh", b"bash")):
+            out.append(str(path.relative_to(REPO)))
+    return out
+
+
+def test_shellcheck_is_clean_on_shell_scripts():
+    files = _shell_scripts()
+    assert ".ci/run" in files and "test/run.sh" in files
+    proc = _run([str(BIN / "shellcheck"), *files])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
