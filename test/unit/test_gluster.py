@@ -2,7 +2,8 @@
 
 The gluster CLI is replaced by FakeCli, which answers each ``gluster --mode=script --xml ...``
 command with answers recorded from gluster 10.3 in the lab (test/data/gluster/, the file names
-say which host and situation they come from). The states run on the real module functions, so
+say which host and situation they come from); gluster 11.1 (Debian 13) answers under
+test/data/gluster/gluster11.1/ are checked to parse to the same shapes. The states run on the real module functions, so
 every state test also goes through the XML parsers.
 """
 
@@ -542,3 +543,76 @@ def test_volume_options_reports_an_unknown_option_as_failure(make_state):
     ret = state.volume_options("moodledata", {"no.such-option": 1})
     assert ret["result"] is False
     assert "no.such-option" in ret["comment"]
+
+
+# ------------------------------------------------ gluster 11.1 (Debian 13) answers, same shapes
+
+GLUSTER11 = DATA / "gluster11.1"
+# (function, args, gluster command, gluster 11.1 recording, gluster 10.3 recording)
+SAME_SHAPE = [
+    ("peer_status", (), "peer status", "peer_status", "peer_status-2peers-in-cluster"),
+    ("pool_list", (), "pool list", "pool_list-3nodes", "pool_list-3nodes"),
+    ("volume_info", ("moodledata",), "volume info",
+     "volume_info-moodledata-started", "volume_info-moodledata-started"),
+    ("volume_status", ("moodledata",), "volume status moodledata",
+     "volume_status-moodledata-started", "volume_status-moodledata-started"),
+    ("heal_info", ("moodledata",), "volume heal moodledata info",
+     "heal_info-moodledata-healthy", "heal_info-moodledata-healthy"),
+    ("volume_get", ("moodledata",), "volume get moodledata all",
+     "volume_get-moodledata-all", "volume_get-moodledata-all"),
+]
+
+
+def _gluster11(stem):
+    found = sorted(GLUSTER11.glob(f"{stem}.gluster11.1-*"))
+    assert len(found) == 1, found
+    return found[0].read_text()
+
+
+def _shape(value):
+    """Keys and value types, recursively; names of bricks/peers/options collapsed."""
+    if isinstance(value, dict):
+        shapes = {_shape(v) for v in value.values()}
+        if len(value) > 3 and len(shapes) <= 2:  # a mapping by name (bricks, options)
+            return ("by-name", tuple(sorted(shapes, key=repr)))
+        return tuple(sorted((k, _shape(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(sorted({_shape(v) for v in value}, key=repr)))
+    return type(value).__name__ if value is not None else "none"
+
+
+@pytest.mark.parametrize("fun,args,words,new,old", SAME_SHAPE, ids=[s[0] for s in SAME_SHAPE])
+def test_gluster_11_answers_parse_to_the_same_shape_as_gluster_10(mod, fun, args, words, new,
+                                                                  old):
+    mod.__salt__ = {"cmd.run_all": FakeCli({words: _gluster11(new)})}
+    got11 = getattr(mod, fun)(*args)
+    mod.__salt__ = {"cmd.run_all": FakeCli({words: xml(old)})}
+    got10 = getattr(mod, fun)(*args)
+    assert got11, f"{fun} parsed nothing from gluster 11.1"
+    if fun != "volume_get":  # 11.1 knows more options than 10.3; the values are strings
+        assert _shape(got11) == _shape(got10)
+    else:
+        assert all(isinstance(v, str | list) for v in got11.values())
+
+
+def test_gluster_11_healthy_volume_reads_as_healthy(mod):
+    answers = {"volume status moodledata": _gluster11("volume_status-moodledata-started"),
+               "volume heal moodledata info": _gluster11("heal_info-moodledata-healthy"),
+               "volume heal moodledata info split-brain":
+                   _gluster11("heal_info_split_brain-moodledata-healthy"),
+               "volume info": _gluster11("volume_info-moodledata-started"),
+               "peer status": _gluster11("peer_status")}
+    mod.__salt__ = {"cmd.run_all": FakeCli(answers)}
+    bricks = mod.volume_status("moodledata")["bricks"]
+    assert sorted(bricks) == BRICKS and all(b["online"] for b in bricks.values())
+    assert {b["entries"] for b in mod.heal_info("moodledata").values()} == {0}
+    assert {b["entries"] for b in mod.heal_info("moodledata", split_brain=True).values()} == {0}
+    info = mod.volume_info("moodledata")["moodledata"]
+    assert (info["status"], info["type"], info["replica"]) == ("Started", "Replicate", 3)
+    assert info["options"]["network.ping-timeout"] == "5"
+    assert all(mod.in_cluster(p) for p in mod.peer_status())
+
+
+def test_gluster_11_failure_answer_raises_with_its_message(mod):
+    with pytest.raises(CommandExecutionError, match="Volume does not exist"):
+        mod._parse(_gluster11("volume_info-absent"), ["volume", "info", "nosuchvolume"])
