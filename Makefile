@@ -23,8 +23,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 venv: $(VENV)/.installed
 
-## Unit, render and lint tests, then the lab integration suite (brings the lab up and down;
-## hosts of $(RELEASE) / $MOODLE_HA_LAB_RELEASE, default trixie).
+## Unit, render and lint tests, then the lab integration suite (brings the lab up and down):
+## the whole suite on Debian 13 and the smoke set on Debian 12, or the whole suite on
+## $(RELEASE) / $MOODLE_HA_LAB_RELEASE only when set.
 test: venv
 	@$(LABENV) bash test/run.sh
 

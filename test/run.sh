@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command (make test): static and render tests, then the lab integration suite.
 # Fails when any test or lint fails.
+#   (none)     the whole lab suite on the default release (Debian 13, trixie), then the smoke
+#              set on Debian 12 (bookworm): deploy, no-op re-run, checks, one failover
 #   --no-lab   skip the lab suite
-#   --matrix   run the lab suite once per Debian release (bookworm, trixie)
-# The lab suite's release: $MOODLE_HA_LAB_RELEASE (default trixie).
+#   --matrix   the whole lab suite once per Debian release (bookworm, trixie)
+# With $MOODLE_HA_LAB_RELEASE set, the whole lab suite on that release only.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 PYTEST=".venv/bin/pytest"
@@ -15,10 +17,16 @@ echo "== unit, render and lint tests"
 [ "$status" -eq 5 ] && { echo "no unit/render test ran"; status=1; }
 [ "$status" -ne 0 ] && { echo "unit/render/lint tests failed ($status)"; exit "$status"; }
 
-lab_suite() {  # $1: release
-  local rc=0
-  echo "== lab integration tests: five systemd-nspawn $1 hosts"
-  MOODLE_HA_LAB_RELEASE="$1" "$PYTEST" -m lab test/integration || rc=$?
+# Tests that prove a release converges, re-runs clean and fails over.
+SMOKE=(test/integration/test_deploy.py
+       test/integration/test_failover.py::test_killing_the_active_writer_lets_3307_serve_from_a_backup)
+
+lab_suite() {  # $1: release, $2...: test paths (default: the whole suite)
+  local rc=0 release=$1
+  shift
+  echo "== lab integration tests: five systemd-nspawn $release hosts${1:+ (smoke set)}"
+  [ "$#" -eq 0 ] && set -- test/integration
+  MOODLE_HA_LAB_RELEASE="$release" "$PYTEST" -m lab "$@" || rc=$?
   [ "$rc" -eq 5 ] && { echo "no lab test ran"; rc=1; }
   return "$rc"
 }
@@ -35,6 +43,11 @@ case "${1:-}" in
     echo "lab suite passed on: $RELEASES"
     exit 0 ;;
   *)
-    lab_suite "${MOODLE_HA_LAB_RELEASE:-trixie}"
-    exit $? ;;
+    if [ -n "${MOODLE_HA_LAB_RELEASE:-}" ]; then
+      lab_suite "$MOODLE_HA_LAB_RELEASE"
+      exit $?
+    fi
+    lab_suite trixie; rc=$?
+    lab_suite bookworm "${SMOKE[@]}" || rc=1
+    exit "$rc" ;;
 esac
