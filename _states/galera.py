@@ -291,19 +291,16 @@ def _carry_out(ret, m, plan, local, positions):
     if action == "synced":
         ret.update(result=True, comment=plan["reason"])
         return ret
-    if action == "wait_synced":
+    if action in ("wait_synced", "finish_join"):
+        waiting, done = {
+            "wait_synced": (plan["reason"], "reached Synced"),
+            "finish_join": (f"{m.name} is starting", "finished joining"),
+        }[action]
         if test:
-            ret.update(result=True, comment=f"{plan['reason']}; would wait for Synced")
+            ret.update(result=True, comment=f"{waiting}; would wait for Synced")
             return ret
         st = _wait_synced(m)
-        ret.update(result=True, comment=f"{m.name} reached Synced (size {st['cluster_size']})")
-        return ret
-    if action == "finish_join":
-        if test:
-            ret.update(result=True, comment=f"{m.name} is starting; would wait for Synced")
-            return ret
-        st = _wait_synced(m)
-        ret.update(result=True, comment=f"{m.name} finished joining (size {st['cluster_size']})")
+        ret.update(result=True, comment=f"{m.name} {done} (size {st['cluster_size']})")
         return ret
 
     summary = _describe(positions)

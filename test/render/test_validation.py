@@ -2,15 +2,9 @@
 
 import pytest
 
-SECRETS = [
-    "db_root_password",
-    "moodle_db_password",
-    "sst_password",
-    "clustercheck_password",
-    "haproxy_stats_password",
-    "keepalived_auth_pass",
-    "moodle_admin_password",
-]
+from saltmodules import load
+
+SECRETS = load("_modules/moodle_ha.py", "moodle_ha_validation_secrets").SECRETS
 HOSTS = "moodle_ha:topology:hosts"
 
 
