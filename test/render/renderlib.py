@@ -43,6 +43,8 @@ PLATFORMS = {
                   "osrelease": "12", "osmajorrelease": 12, "oscodename": "bookworm"},
 }
 DEFAULT_PLATFORM = "Debian-13"
+# What a master serves of this repository.
+FORMULA_PATHS = ("moodle_ha", "_modules", "_states", "_runners", "_output", "top.sls")
 
 
 class Renderer:
@@ -65,11 +67,18 @@ class Renderer:
         srv = conf / "srv" / "moodle_ha_source"
         srv.mkdir(parents=True)
         (srv / "moodle.tgz").write_bytes(b"render-test stand-in archive")
+        # The formula alone as file root (linked): the repo itself would make salt's file list
+        # walk everything under it, a running lab's host disks in .lab included (minutes).
+        formula = conf / "formula"
+        formula.mkdir()
+        for name in FORMULA_PATHS:
+            if (REPO / name).exists():
+                (formula / name).symlink_to(REPO / name)
         all_grains = {"roles": roles, **PLATFORMS[platform]}
         all_grains.update(grains or {})
         minion = {
             "file_client": "local",
-            "file_roots": {"base": [str(REPO), str(conf / "srv")]},
+            "file_roots": {"base": [str(formula), str(conf / "srv")]},
             "pillar_roots": {"base": [str(pillar_dir)]},
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
