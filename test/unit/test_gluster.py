@@ -3,8 +3,8 @@
 The gluster CLI is replaced by FakeCli, which answers each ``gluster --mode=script --xml ...``
 command with answers recorded from gluster 10.3 in the lab (test/data/gluster/, the file names
 say which host and situation they come from); gluster 11.1 (Debian 13) answers under
-test/data/gluster/gluster11.1/ are checked to parse to the same shapes. The states run on the real module functions, so
-every state test also goes through the XML parsers.
+test/data/gluster/gluster11.1/ are checked to parse to the same shapes. The states run on the
+real module functions, so every state test also goes through the XML parsers.
 """
 
 
