@@ -9,6 +9,7 @@ Verdicts (green/red) are the runner's (``_runners/moodle_ha.py``), which sees ev
 
 import contextvars
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -32,8 +33,6 @@ def __virtual__():
 
 
 def _map():
-    import json
-
     text = __salt__["slsutil.renderer"](string=_MAP_TEMPLATE, default_renderer="jinja")
     return json.loads(text)
 

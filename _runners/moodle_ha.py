@@ -17,15 +17,6 @@ import salt.client
 
 __virtualname__ = "moodle_ha"
 
-# Thresholds unless the map (moodle_ha:status, parameters/defaults.yaml) says otherwise.
-DEFAULT_LIMITS = {
-    "clock_skew": 1.0,
-    "flow_control_paused": 0.1,
-    "recv_queue": 100,
-    "web_seconds": 2.0,
-    "cron_max_age": 600,
-    "brick_free_percent": 10,
-}
 # HAProxy proxies of the formula's haproxy.cfg and what they serve.
 PROXIES = {"db-writer": "writer_port", "db-readers": "reader_port", "web-farm": "web_port"}
 
@@ -218,13 +209,17 @@ def _judge_web(host, layer, limits):
 
 def evaluate(answers, expected, started, finished, limits=None):
     """
-    Judge the hosts' facts. ``answers``: ``{host: facts}`` of those that answered;
+    Judge the hosts' facts against the thresholds of the map (``moodle_ha:status``, which each
+    host sends along; ``limits`` overrides single ones). ``answers``: ``{host: facts}`` of
+    those that answered;
     ``expected``: ``{host: [roles]}`` of the topology (plus the ports under ``"_ports"`` and
     the Galera voter count under ``"_voters"`` when known); ``started``/``finished``: the
     master's clock around the call (a host's clock must fall inside, give or take the skew
     limit). Returns ``{"checks": [...], "ok": bool, "verdict": str, "retcode": int}``.
     """
-    limits = dict(DEFAULT_LIMITS, **(limits or {}))
+    from_map = next((f["limits"] for f in answers.values()
+                     if isinstance(f, dict) and f.get("limits")), {})
+    limits = dict(from_map, **(limits or {}))
     hosts = {name: roles for name, roles in expected.items() if not name.startswith("_")}
     voters = expected.get("_voters") or sum("galera" in r or "garbd" in r for r in hosts.values())
     gluster_peers = sum("gluster" in r for r in hosts.values()) - 1
@@ -304,7 +299,5 @@ def status(timeout=5):
             expected.update(facts["topology"])
     for host in answers:
         expected.setdefault(host, [])
-    limits = next((f["limits"] for f in answers.values()
-                   if isinstance(f, dict) and f.get("limits")), None)
-    report = evaluate(answers, expected, started, finished, limits)
+    report = evaluate(answers, expected, started, finished)
     return {"data": report, "outputter": "moodle_ha_status"}

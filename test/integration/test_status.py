@@ -85,8 +85,14 @@ def test_status_names_haproxy_stopped_on_the_vip_holder(deployed, lab_salt, topo
         # Until the VIP has moved the site is really down (every web line red): judge after.
         moved, _ = until(lambda: topology["vip"] in lab_salt(other, "network.ip_addrs"), 20)
         assert moved is not None
-        time.sleep(3)
-        rc, data, _ = _status()
+        # ... and until the web nodes' DB connections answer through the new holder.
+        def web_answers():
+            result = _status()
+            return not any(layer == "web" for _, layer in _red(result[1])) and result
+
+        took, result = until(web_answers, 30)
+        assert took is not None, "the web nodes did not answer through the new VIP holder"
+        rc, data, _ = result
         assert rc != 0
         red = _red(data)
         assert (holder, "lb") in red and (holder, "haproxy") in red, _lines(data)
