@@ -60,6 +60,50 @@ moodle_ha-galera-users-clustercheck-present:
     {%- endfor %}
     - require:
       - galera: moodle_ha-galera-cluster-member
+{%-   if moodle_ha.metrics.enabled %}
+
+{#- The mysqld exporter (moodle_ha.metrics), local socket only: MariaDB's unix_socket plugin
+    admits the OS user of the same name, so no password exists anywhere. What its default
+    collectors read: SHOW ENGINE INNODB STATUS and information_schema.INNODB_* (PROCESS),
+    binary log and replica status (BINLOG MONITOR and SLAVE MONITOR, MariaDB's names for
+    REPLICATION CLIENT), performance_schema for the optional perf_schema collectors. No
+    privilege on any other database. #}
+moodle_ha-galera-users-metrics-present:
+  mysql_user.present:
+    - name: {{ moodle_ha.metrics.system_user }}
+    - host: localhost
+    - allow_passwordless: True
+    - unix_socket: True
+    {%- for key, value in conn | dictsort %}
+    - {{ key }}: {{ value }}
+    {%- endfor %}
+    - require:
+      - galera: moodle_ha-galera-cluster-member
+
+moodle_ha-galera-users-metrics-grants-present:
+  mysql_grants.present:
+    - grant: PROCESS, BINLOG MONITOR, SLAVE MONITOR
+    - database: '*.*'
+    - user: {{ moodle_ha.metrics.system_user }}
+    - host: localhost
+    {%- for key, value in conn | dictsort %}
+    - {{ key }}: {{ value }}
+    {%- endfor %}
+    - require:
+      - mysql_user: moodle_ha-galera-users-metrics-present
+
+moodle_ha-galera-users-metrics-performance-schema-grants-present:
+  mysql_grants.present:
+    - grant: SELECT
+    - database: 'performance_schema.*'
+    - user: {{ moodle_ha.metrics.system_user }}
+    - host: localhost
+    {%- for key, value in conn | dictsort %}
+    - {{ key }}: {{ value }}
+    {%- endfor %}
+    - require:
+      - mysql_user: moodle_ha-galera-users-metrics-present
+{%-   endif %}
 
 moodle_ha-galera-users-moodle-database-present:
   mysql_database.present:
