@@ -51,7 +51,7 @@ def test_highstate_renders_for_every_host(renderer, host, platform):
     code, out = renderer.call("state.show_highstate", minion_id=host, platform=platform)
     assert code == 0 and isinstance(out, dict), f"highstate of {host} failed: {out}"
     sls_seen = {state["__sls__"] for sid, state in out.items() if not sid.startswith("__")}
-    expected = {"moodle_ha.hosts"}
+    expected = {"moodle_ha.hosts", "moodle_ha.metrics"}  # every host, whatever its roles
     for role in TOPOLOGY[host]["roles"]:
         expected |= ROLE_LAYERS.get(role, set())
     for layer in expected:

@@ -87,3 +87,39 @@ def test_malformed_subnet_rejected(renderer):
 def test_pillar_example_renders(renderer):
     out = renderer.show_sls("moodle_ha.hosts")
     assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"moodle_ha:metrics:node_exporter:port": "9100x"},
+     "moodle_ha:metrics:node_exporter:port: '9100x' is not a TCP port"),
+    ({"moodle_ha:metrics:mysqld_exporter:port": 70000},
+     "moodle_ha:metrics:mysqld_exporter:port: 70000 is not a TCP port"),
+    ({"moodle_ha:metrics:mysqld_exporter:port": 9200},
+     "moodle_ha:metrics:mysqld_exporter:port: port 9200 is also"
+     " moodle_ha:galera:clustercheck:port on host moodle1"),
+    ({"moodle_ha:metrics:node_exporter:port": 8404},
+     "moodle_ha:metrics:node_exporter:port: port 8404 is also moodle_ha:lb:haproxy:stats_port"
+     " on host lb1"),
+    ({"moodle_ha:metrics:mysqld_exporter:port": 9100},
+     "moodle_ha:metrics:mysqld_exporter:port: port 9100 is also"
+     " moodle_ha:metrics:node_exporter:port on host moodle1"),
+    ({"moodle_ha:metrics:enabled": "yes"},
+     "moodle_ha:metrics:enabled: 'yes' is not true or false"),
+    ({"moodle_ha:metrics:haproxy:path": "/"},
+     "moodle_ha:metrics:haproxy:path: '/' is not a URL path such as /metrics"),
+    ({"moodle_ha:metrics:node_exporter:args": ["--collector.systemd --x"]},
+     "moodle_ha:metrics:node_exporter:args: ['--collector.systemd --x'] is not a list of"
+     " --flags"),
+    ({"moodle_ha:metrics:mysqld_exporter:connection": "env"},
+     "moodle_ha:metrics:mysqld_exporter:connection: 'env' is not one of my_cnf, dsn"),
+])
+def test_bad_metrics_key_rejected_naming_it(renderer, patch, message):
+    assert message in _error(renderer, patch)
+
+
+def test_disabled_metrics_skip_the_exporter_port_checks(renderer):
+    text = _error(renderer, {"moodle_ha:metrics:node_exporter:port": 9200})
+    assert "moodle_ha:metrics:node_exporter:port: port 9200 is also" in text
+    out = renderer.show_sls("moodle_ha.hosts", patch={
+        "moodle_ha:metrics:enabled": False, "moodle_ha:metrics:node_exporter:port": 9200})
+    assert "moodle_ha-hosts-vip-entry-present" in out

@@ -11,18 +11,22 @@ from saltmodules import load
 moodle_ha = load("_modules/moodle_ha.py", "moodle_ha_module_under_test")
 
 
+def _merge(base, over):
+    """Recursive dict merge, as map.jinja's slsutil.merge (lists and scalars replaced)."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 @pytest.fixture
 def data():
     """The merged map for pillar.example (defaults + pillar, no OS layer needed here)."""
     defaults = yaml.safe_load((REPO / "moodle_ha/parameters/defaults.yaml").read_text())["values"]
     pillar = yaml.safe_load((REPO / "pillar.example").read_text())["moodle_ha"]
-    merged = copy.deepcopy(defaults)
-    for key, value in pillar.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
+    return _merge(copy.deepcopy(defaults), pillar)
 
 
 def test_pillar_example_is_valid(data):
@@ -128,3 +132,23 @@ def test_post_map_accepts_an_unquoted_php_version(data):
     data["web"]["php_version"] = 8.4  # YAML reads an unquoted 8.4 as a float
     result = moodle_ha.post_map(data)
     assert result["errors"] == []
+
+
+def test_exporter_port_clash_is_reported_once_naming_the_later_key(data):
+    data["metrics"]["mysqld_exporter"]["port"] = data["metrics"]["node_exporter"]["port"]
+    errors = [e for e in moodle_ha.validate(data) if e.startswith("moodle_ha:metrics:")]
+    assert errors == ["moodle_ha:metrics:mysqld_exporter:port: port 9100 is also"
+                      " moodle_ha:metrics:node_exporter:port on host moodle1"]
+
+
+def test_mysqld_exporter_port_may_equal_a_listener_of_hosts_without_galera(data):
+    # 8404 is HAProxy's stats port on the lb hosts only; the mysqld exporter runs on galera.
+    data["metrics"]["mysqld_exporter"]["port"] = 8404
+    assert moodle_ha.validate(data) == []
+
+
+def test_disabled_metrics_skip_every_exporter_check(data):
+    data["metrics"].update({"enabled": False, "node_exporter": {"port": "none"}})
+    assert moodle_ha.validate(data) == []
+    data["metrics"]["enabled"] = "no"
+    assert moodle_ha.validate(data) == ["moodle_ha:metrics:enabled: 'no' is not true or false"]
