@@ -729,7 +729,7 @@ def peer_live(host, clustercheck_port=9200, replication_port=4567):
     """
     answer = clustercheck(host, clustercheck_port)
     primary = state = None
-    maintenance = False
+    maintenance = drain = False
     if answer is not None:
         fields = answer["fields"]
         if "wsrep_cluster_status" in fields:
@@ -739,15 +739,17 @@ def peer_live(host, clustercheck_port=9200, replication_port=4567):
         if fields.get("wsrep_local_state", "").isdigit():
             state = int(fields["wsrep_local_state"])
         maintenance = fields.get("maintenance") == "yes"
+        drain = fields.get("drain") == "yes"
     return {"primary": primary, "port_open": port_open(host, replication_port),
             "code": answer["code"] if answer else None, "state": state,
-            "maintenance": maintenance}
+            "maintenance": maintenance, "drain": drain}
 
 
 def busy_peers(live):
     """
     Peers in the middle of a state transfer or start (Joining, Donor, Joined, or a Galera
     port open without a readable Synced state); a pure function of :py:func:`peer_live` data.
+    A node in maintenance or draining (desynced for its backup) is not busy.
 
     CLI Example:
 
@@ -757,5 +759,6 @@ def busy_peers(live):
     """
     return sorted(
         name for name, v in live.items()
-        if v.get("port_open") and v.get("state") != STATE_SYNCED and not v.get("maintenance")
+        if v.get("port_open") and v.get("state") != STATE_SYNCED
+        and not v.get("maintenance") and not v.get("drain")
     )
