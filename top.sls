@@ -5,12 +5,15 @@ base:
   'roles:*':
     - match: grain
     - moodle_ha.hosts
+    # Prometheus exporters (a no-op with metrics:enabled false).
+    - moodle_ha.metrics
   'roles:gluster':
     - match: grain
     - moodle_ha.gluster
   'roles:galera':
     - match: grain
     - moodle_ha.galera
+    - moodle_ha.backup
   'roles:lb':
     - match: grain
     - moodle_ha.lb

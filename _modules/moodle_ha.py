@@ -193,6 +193,122 @@ def _layer_errors(data, errors):
             errors.append("moodle_ha:moodle:source:ref: missing (branch, tag or commit)")
 
 
+BACKUP_COMPRESSION = ("gzip", "zstd", "none")
+
+
+def backup_node(data):
+    """The backup node: backup:node, else the last galera host by name that mounts the
+    dataroot (a web host); None when there is none."""
+    chosen = _get(data, "backup:node")
+    if chosen is not None:
+        return chosen
+    nodes = _role_hosts(data)
+    both = [n for n in nodes.get("galera", []) if n in nodes.get("web", [])]
+    return both[-1] if both else None
+
+
+def _backup_errors(data, errors):
+    if not _get(data, "backup:enabled"):
+        return
+    nodes = _role_hosts(data)
+    if not nodes.get("galera"):
+        return
+    node = backup_node(data)
+    if node is None:
+        errors.append("moodle_ha:backup:node: no galera host mounts the dataroot (role web);"
+                      " name one or set backup:enabled false")
+    elif node not in nodes.get("galera", []) or node not in nodes.get("web", []):
+        errors.append(f"moodle_ha:backup:node: {node!r} is not a host with roles galera and web"
+                      " (the backup reads the database and the mounted dataroot)")
+    retention = _get(data, "backup:retention")
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+        errors.append(f"moodle_ha:backup:retention: {retention!r} is not an integer >= 1"
+                      " (the newest verified backup is never removed)")
+    compression = _get(data, "backup:compression")
+    if compression not in BACKUP_COMPRESSION:
+        errors.append(f"moodle_ha:backup:compression: {compression!r} is not one of"
+                      f" {', '.join(BACKUP_COMPRESSION)}")
+    target = str(_get(data, "backup:target_dir") or "")
+    if not target.startswith("/") or target.rstrip("/") in ("", _get(data, "galera:datadir"),
+                                                           _get(data, "moodle:dataroot")):
+        errors.append(f"moodle_ha:backup:target_dir: {target!r} is not an absolute directory"
+                      " of its own (not the datadir or the dataroot)")
+    key = _get(data, "secrets:backup_encryption_key")
+    if key is not None:
+        key = str(key)
+        if "\n" in key or "\r" in key or len(key) < 16:
+            errors.append("moodle_ha:secrets:backup_encryption_key: must be one line of at least"
+                          " 16 characters (openssl reads the first line of the key file)")
+    restore = _get(data, "restore:backup")
+    if restore is not None and not re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", str(restore)):
+        errors.append(f"moodle_ha:restore:backup: {restore!r} is not a backup name"
+                      " (YYYYMMDDTHHMMSSZ, see moodle_ha-backup list)")
+
+
+# What each role listens on (map keys): an exporter binds the host's own IP, so any of these
+# on the same host and port would refuse to start.
+_ROLE_LISTENERS = {
+    "galera": ("galera:port", "galera:replication_port", "galera:ist_port", "galera:sst_port",
+               "galera:clustercheck:port"),
+    "web": ("lb:haproxy:web_backend_port",),
+    "lb": ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
+           "lb:haproxy:stats_port"),
+}
+# Exporter ports and the role of the hosts that run each (None: every host).
+_EXPORTER_PORTS = (("metrics:node_exporter:port", None), ("metrics:mysqld_exporter:port", "galera"))
+METRICS_CONNECTIONS = ("my_cnf", "dsn")
+_FLAG_RE = re.compile(r"^--[^\s\"'\\]+$")
+
+
+def _port_clash(data, key, port, role, earlier):
+    """(other key, host) of the first listener on `port` on a host running exporter `key`."""
+    hosts = _get(data, "topology:hosts") or {}
+    for name in sorted(hosts):
+        roles = (hosts[name] or {}).get("roles") or []
+        if role is not None and role not in roles:
+            continue
+        others = [k for r in roles for k in _ROLE_LISTENERS.get(r, ())]
+        others += [k for k, r in earlier if r is None or r in roles]
+        for other in others:
+            if _get(data, other) == port:
+                return other, name
+    return None
+
+
+def _metrics_errors(data, errors):
+    enabled = _get(data, "metrics:enabled")
+    if not isinstance(enabled, bool):
+        errors.append(f"moodle_ha:metrics:enabled: {enabled!r} is not true or false")
+        return
+    if not enabled:
+        return
+    earlier = []
+    for key, role in _EXPORTER_PORTS:
+        port = _get(data, key)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            errors.append(f"moodle_ha:{key}: {port!r} is not a TCP port")
+            continue
+        clash = _port_clash(data, key, port, role, earlier)
+        if clash:
+            errors.append(f"moodle_ha:{key}: port {port} is also moodle_ha:{clash[0]}"
+                          f" on host {clash[1]}")
+        earlier.append((key, role))
+    for key in ("metrics:node_exporter:args", "metrics:mysqld_exporter:args"):
+        args = _get(data, key)
+        if not isinstance(args, list) or not all(
+                isinstance(arg, str) and _FLAG_RE.match(arg) for arg in args):
+            errors.append(f"moodle_ha:{key}: {args!r} is not a list of --flags"
+                          " (without spaces or quotes)")
+    connection = _get(data, "metrics:mysqld_exporter:connection")
+    if connection not in METRICS_CONNECTIONS:
+        errors.append(f"moodle_ha:metrics:mysqld_exporter:connection: {connection!r} is not"
+                      f" one of {', '.join(METRICS_CONNECTIONS)}")
+    path = _get(data, "metrics:haproxy:path")
+    if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9._~/-]+", path):
+        errors.append(f"moodle_ha:metrics:haproxy:path: {path!r} is not a URL path such as"
+                      " /metrics (the stats page keeps /)")
+
+
 def _role_hosts(data):
     hosts = _get(data, "topology:hosts") or {}
     out = {role: [] for role in _get(data, "known_roles") or []}
@@ -226,6 +342,8 @@ def validate(data, minion_id=None, grain_roles=None):
     _secret_errors(data, errors)
     if not errors:
         _layer_errors(data, errors)
+        _metrics_errors(data, errors)
+        _backup_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):
@@ -274,6 +392,7 @@ def topology(data, minion_id=None):
         "bootstrap_node": _get(data, "galera:bootstrap_node") or (galera[0] if galera else None),
         "primary_node": _get(data, "moodle:primary_node") or (web[0] if web else None),
         "replica": _get(data, "gluster:replica") or len(gluster),
+        "backup_node": backup_node(data) if _get(data, "backup:enabled") else None,
     }
 
 

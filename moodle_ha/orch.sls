@@ -18,33 +18,20 @@
 {%- set primary = moodle_ha.nodes.primary_node %}
 {%- set previous = [] %}
 
-{#- One orchestration step: apply an SLS on a list of minions, requiring the step before. #}
-{%- macro step(id, tgt, sls) %}
-moodle_ha-orch-{{ id }}:
-  salt.state:
-    - sls: {{ sls }}
-    - tgt: {{ tgt | join(",") }}
-    - tgt_type: list
-    - failhard: True
-{%-   if previous %}
-    - require:
-      - salt: moodle_ha-orch-{{ previous[-1] }}
-{%-   endif %}
-{%-   do previous.append(id) %}
-{%- endmacro %}
+{%- from tplroot ~ "/orchlib.jinja" import step %}
 
 {#- The formula's _modules/_states reach every host first (state.sls does not sync them);
     the next step then validates the pillar on every host before anything changes. #}
-{{ step("modules-synced", all_hosts, "moodle_ha.sync") }}
-{{ step("hosts-applied", all_hosts, "moodle_ha.hosts") }}
+{{ step(previous, "modules-synced", all_hosts, "moodle_ha.sync") }}
+{{ step(previous, "hosts-applied", all_hosts, "moodle_ha.hosts") }}
 
 {#- Phase: shared file system. glusterd on the other nodes first, then the first node probes
     the peers and creates, tunes and starts the volume. #}
 {%- if gluster %}
 {%-   if gluster[1:] %}
-{{ step("gluster-servers-applied", gluster[1:], "moodle_ha.gluster") }}
+{{ step(previous, "gluster-servers-applied", gluster[1:], "moodle_ha.gluster") }}
 {%-   endif %}
-{{ step("gluster-" ~ gluster[0] ~ "-volume-applied", gluster[:1], "moodle_ha.gluster") }}
+{{ step(previous, "gluster-" ~ gluster[0] ~ "-volume-applied", gluster[:1], "moodle_ha.gluster") }}
 {%- endif %}
 
 {#- Phase: database. Every Galera node in one job: the galera.cluster_member state lets the
@@ -52,27 +39,39 @@ moodle_ha-orch-{{ id }}:
     designated node of a brand-new cluster or the most advanced one after a full outage, and
     admits joiners one state transfer at a time. #}
 {%- if galera %}
-{{ step("galera-applied", galera, "moodle_ha.galera") }}
+{{ step(previous, "galera-applied", galera, "moodle_ha.galera") }}
 {%- endif %}
 
 {#- Phase: load balancers (the DB endpoints need clustercheck answering on every DB node). #}
 {%- if lbs %}
-{{ step("lb-applied", lbs, "moodle_ha.lb") }}
+{{ step(previous, "lb-applied", lbs, "moodle_ha.lb") }}
 {%- endif %}
 
 {#- Phase: web servers and the dataroot mount, then Moodle: the primary node installs or
     upgrades (the other web nodes answer 503 meanwhile), then the others get code and config. #}
 {%- if web %}
-{{ step("web-applied", web, "moodle_ha.web") }}
-{{ step("moodle-" ~ primary ~ "-applied", [primary], "moodle_ha.moodle") }}
+{{ step(previous, "web-applied", web, "moodle_ha.web") }}
+{{ step(previous, "moodle-" ~ primary ~ "-applied", [primary], "moodle_ha.moodle") }}
 {%-   set others = web | reject("equalto", primary) | list %}
 {%-   if others %}
-{{ step("moodle-others-applied", others, "moodle_ha.moodle") }}
+{{ step(previous, "moodle-others-applied", others, "moodle_ha.moodle") }}
 {%-   endif %}
 {#- End-to-end through the VIP: HTTP 200, DB on writer and reader ports, and a dataroot file
     written on the primary node seen on the others. #}
-{{ step("check-" ~ primary ~ "-passed", [primary], "moodle_ha.check") }}
+{{ step(previous, "check-" ~ primary ~ "-passed", [primary], "moodle_ha.check") }}
 {%-   if others %}
-{{ step("check-others-passed", others, "moodle_ha.check") }}
+{{ step(previous, "check-others-passed", others, "moodle_ha.check") }}
 {%-   endif %}
+{%- endif %}
+
+{#- Phase: scheduled backups (the backup node reads the database and the mounted dataroot). #}
+{%- if galera %}
+{{ step(previous, "backup-applied", galera, "moodle_ha.backup") }}
+{%- endif %}
+
+{#- Phase: Prometheus exporters on every host, last: after galera (the exporter's DB account
+    exists) and after the end-to-end check, so a broken exporter never holds back serving
+    Moodle; it still fails the run by name. Absent with metrics:enabled false. #}
+{%- if moodle_ha.metrics.enabled %}
+{{ step(previous, "metrics-applied", all_hosts, "moodle_ha.metrics") }}
 {%- endif %}

@@ -31,6 +31,8 @@ def test_orch_sequences_phases_and_applies_galera_to_all_nodes_in_one_job(render
         ("moodle-others-applied", "moodle2,moodle3"),
         ("check-moodle1-passed", "moodle1"),
         ("check-others-passed", "moodle2,moodle3"),
+        ("backup-applied", "moodle1,moodle2,moodle3"),
+        ("metrics-applied", "lb1,lb2,moodle1,moodle2,moodle3"),
     ]
     for (prev, _), (_name, state) in zip(steps, steps[1:], strict=False):
         assert _arg(state, "require") == [{"salt": prev}]
@@ -51,3 +53,9 @@ def test_orch_includes_a_fourth_app_node(renderer):
     steps = dict(_steps(renderer, pillar=pillar))
     assert "moodle4" in _arg(steps["moodle_ha-orch-web-applied"], "tgt")
     assert "moodle4" in _arg(steps["moodle_ha-orch-gluster-servers-applied"], "tgt")
+
+
+def test_orch_has_no_metrics_step_when_metrics_are_disabled(renderer):
+    steps = dict(_steps(renderer, patch={"moodle_ha:metrics:enabled": False}))
+    assert "moodle_ha-orch-metrics-applied" not in steps
+    assert "moodle_ha-orch-check-others-passed" in steps
