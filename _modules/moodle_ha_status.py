@@ -112,7 +112,43 @@ def _galera(mapdata, timeout):
     me = mapdata["nodes"]["self"]
     answer = __salt__["galera.clustercheck"](me["ip"], galera["clustercheck"]["port"], timeout)
     out["clustercheck"] = answer
+    # Moodle's own table, read once: on the node that manages the accounts.
+    if mapdata["nodes"]["bootstrap_node"] == me["name"] and mapdata["nodes"]["roles"].get("web"):
+        try:
+            out["failed_tasks"] = _failed_tasks(mapdata)
+        except Exception as exc:
+            out["failed_tasks"] = _error(exc)
     return out
+
+
+def _failed_tasks(mapdata):
+    """Moodle scheduled tasks whose last run failed (Moodle backs them off: faildelay > 0)."""
+    db = mapdata["moodle"]["db"]
+    table = "`{}`.`{}task_scheduled`".format(db["name"].replace("`", "``"),
+                                              db["prefix"].replace("`", "``"))
+    rows = __salt__["galera.query"](
+        f"SELECT classname, faildelay FROM {table} WHERE faildelay > 0 ORDER BY classname",
+        socket_path=mapdata["galera"]["socket"], timeout=2)
+    return [{"task": row[0], "faildelay": int(row[1])} for row in rows if len(row) > 1]
+
+
+def _backup(mapdata):
+    """The backup node's newest verified backup, its last run and the timer."""
+    b = mapdata["backup"]
+    res = __salt__["cmd.run_all"]([b["script"], "--config", b["config_file"], "--json", "list"],
+                                  python_shell=False, output_loglevel="quiet",
+                                  ignore_retcode=True, timeout=10)
+    answer = __salt__["moodle_ha_backup.parse_answer"](res["stdout"])
+    if not answer or not answer.get("result"):
+        return {"error": (answer or {}).get("error") or res["stderr"].strip()[-300:]
+                or f"moodle_ha-backup list exit {res['retcode']}"}
+    verified = [e for e in answer["backups"] if e.get("verified")]
+    timer = __salt__["cmd.run_all"](
+        ["systemctl", "show", "moodle_ha-backup.timer", "-p", "ActiveState"],
+        python_shell=False, output_loglevel="quiet", ignore_retcode=True)
+    return {"newest": verified[0] if verified else None, "count": len(verified),
+            "last_run": answer.get("last_run"),
+            "timer_active": timer["stdout"].strip() == "ActiveState=active"}
 
 
 def _gluster(mapdata, budget):
@@ -230,7 +266,8 @@ def facts(timeout=2, budget=3):
     out["topology"]["_ports"] = {key: haproxy[key]
                                  for key in ("writer_port", "reader_port", "web_port")}
     out["limits"] = mapdata.get("status") or {}
-    readers = {"galera": lambda: _galera(mapdata, timeout),
+    out["topology"]["_backup_node"] = mapdata["nodes"].get("backup_node")
+    readers = {"galera": lambda: _galera(mapdata, timeout), "backup": lambda: _backup(mapdata),
                "gluster": lambda: _gluster(mapdata, budget),
                "lb": lambda: _lb(mapdata, timeout), "web": lambda: _web(mapdata, timeout)}
 
@@ -242,7 +279,9 @@ def facts(timeout=2, budget=3):
             return layer
         return run
 
-    out["layers"] = _parallel({role: timed(readers[role]) for role in me["roles"]
-                               if role in readers}, budget + 0.5)
+    layers = [role for role in me["roles"] if role in readers]
+    if mapdata["nodes"].get("backup_node") == me["name"]:
+        layers.append("backup")
+    out["layers"] = _parallel({role: timed(readers[role]) for role in layers}, budget + 0.5)
     out["time_done"] = time.time()
     return out

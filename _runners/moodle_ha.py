@@ -11,6 +11,7 @@ The judging functions (:py:func:`evaluate` and the ``_judge_*`` helpers) are pur
 the facts as returned by the hosts, so they are tested on recorded answers.
 """
 
+import datetime
 import time
 
 import salt.client
@@ -174,6 +175,38 @@ def _judge_lb(host, layer, ports):
     return out
 
 
+def _iso_epoch(text):
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _judge_backup(host, layer, now, limits):
+    """The newest verified backup's age, a failed last run, the timer."""
+    if "error" in layer:
+        return [_check(host, "backup", False, f"cannot list backups: {layer['error']}")]
+    newest, last = layer.get("newest"), layer.get("last_run") or {}
+    problems = []
+    if not layer.get("timer_active"):
+        problems.append("timer not active")
+    if last and last.get("result") is False:
+        problems.append(f"last run failed: {str(last.get('error'))[:160]}")
+    if newest is None:
+        # A fresh cluster: green while the timer is active and no run failed.
+        text = "no verified backup yet"
+    else:
+        finished = _iso_epoch(newest.get("finished"))
+        age = now - finished if finished is not None else None
+        if age is None or age > limits["backup_max_age"]:
+            problems.append(f"older than {limits['backup_max_age']} s")
+        text = (f"newest {newest['name']}, {age / 3600:.1f} h old, "
+                f"{(newest.get('bytes') or 0) / 1e6:.1f} MB, seqno {newest.get('seqno')}, "
+                f"{layer.get('count')} kept")
+    return [_check(host, "backup", not problems,
+                   text + (f" ({'; '.join(problems)})" if problems else ""))]
+
+
 def _judge_web(host, layer, limits):
     out = []
     health = layer.get("health", {})
@@ -255,6 +288,17 @@ def evaluate(answers, expected, started, finished, limits=None):
                 checks += _judge_lb(host, layer, ports)
             elif role == "web":
                 checks += _judge_web(host, layer, limits)
+            elif role == "backup":
+                checks += _judge_backup(host, layer, finished, limits)
+        tasks = layers.get("galera", {}).get("failed_tasks")
+        if tasks is not None:
+            if isinstance(tasks, dict):
+                checks.append(_check(host, "tasks", False, f"cannot read: {tasks.get('error')}"))
+            else:
+                checks.append(_check(
+                    host, "tasks", not tasks,
+                    "no failed scheduled task" if not tasks else
+                    f"{len(tasks)} failing: " + ", ".join(t["task"] for t in tasks[:5])))
     lbs = [c for c in checks if c["layer"] == "lb" and "vip_held" in c]
     holders = [c["host"] for c in lbs if c["vip_held"]]
     if any("lb" in r for r in hosts.values()):
@@ -266,7 +310,8 @@ def evaluate(answers, expected, started, finished, limits=None):
         checks.append(_check("cluster", "galera", None,
                              f"{len(seqnos)}/{voters} voters report, seqno spread "
                              f"{max(seqnos) - min(seqnos)}"))
-    checks.append(_check("cluster", "backup", None, "no backup layer configured"))
+    if "_backup_node" in expected and not expected["_backup_node"]:
+        checks.append(_check("cluster", "backup", None, "backups disabled (backup:enabled)"))
     red = [c for c in checks if c["ok"] is False]
     where = list(dict.fromkeys(f"{c['host']} {c['layer']}" for c in red))
     verdict = "all green" if not red else f"RED: {len(red)} problem(s): " + ", ".join(where)
@@ -301,3 +346,52 @@ def status(timeout=5):
         expected.setdefault(host, [])
     report = evaluate(answers, expected, started, finished)
     return {"data": report, "outputter": "moodle_ha_status"}
+
+
+def _backup_node(client, timeout):
+    """The minion holding the backup configuration (the layer removes it elsewhere)."""
+    found = client.cmd("roles:galera", "file.file_exists", ["/etc/moodle_ha/backup.json"],
+                       tgt_type="grain", timeout=timeout)
+    nodes = sorted(name for name, present in found.items() if present is True)
+    return nodes
+
+
+def backup_now(node=None, timeout=21600):
+    """
+    Take one backup now on the backup node (as its timer would) and say where it went and
+    how long it took; non-zero exit when it failed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run moodle_ha.backup_now
+        salt-run moodle_ha.backup_now node=moodle3
+    """
+    client = salt.client.get_local_client(__opts__["conf_file"])
+    if node is None:
+        nodes = _backup_node(client, 10)
+        if len(nodes) != 1:
+            return {"data": {"result": False, "retcode": 1,
+                             "comment": f"expected one backup node, found {nodes or 'none'}"
+                                        " (apply moodle_ha.backup, or pass node=...)"},
+                    "outputter": "nested"}
+        node = nodes[0]
+    started = time.monotonic()
+    answer = client.cmd(node, "moodle_ha_backup.run", timeout=int(timeout),
+                        full_return=True).get(node)
+    seconds = round(time.monotonic() - started, 1)
+    if not isinstance(answer, dict) or answer.get("retcode") != 0:
+        ret = answer.get("ret") if isinstance(answer, dict) else answer
+        return {"data": {"result": False, "retcode": 1, "node": node, "seconds": seconds,
+                         "comment": f"backup on {node} failed: {ret or 'no answer'}"},
+                "outputter": "nested"}
+    ret = answer["ret"]
+    summary = (f"backup {ret['name']} on {node}: {ret['path']}, {ret['bytes'] / 1e6:.1f} MB,"
+               f" {ret['seconds']} s ({'drained from' if ret['drained'] else 'stayed in'}"
+               f" the DB pools), Galera seqno {ret['galera']['seqno']}")
+    return {"data": {"result": True, "retcode": 0, "node": node, "comment": summary,
+                     "name": ret["name"], "path": ret["path"], "bytes": ret["bytes"],
+                     "seconds": ret["seconds"], "galera": ret["galera"],
+                     "removed": ret.get("removed", [])},
+            "outputter": "nested"}

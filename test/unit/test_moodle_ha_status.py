@@ -188,3 +188,48 @@ def test_show_stat_csv_is_parsed_by_its_header():
     assert rows == [{"pxname": "db-writer", "svname": "moodle2", "status": "UP", "bck": "1",
                      "act": "0", "check_status": "L7OK", "lastchg": "12", "scur": "0"}]
     assert status_module.parse_show_stat("") == []
+
+
+# --------------------------------------------------------------------------- backup and tasks
+# facts-backup-failed-task: a healthy cluster whose backup node (moodle3) holds 4 verified
+# backups, with one Moodle scheduled task failing (faildelay 60).
+
+
+def _line(report, host, layer):
+    return next(c for c in report["checks"] if c["host"] == host and c["layer"] == layer)
+
+
+def test_backup_line_is_green_with_a_fresh_verified_backup_and_a_failing_task_is_red():
+    report = _judge("backup-failed-task")
+    backup = _line(report, "moodle3", "backup")
+    assert backup["ok"] is True and "newest 20261201T232620Z" in backup["text"]
+    tasks = _line(report, "moodle1", "tasks")
+    assert tasks["ok"] is False and "session_cleanup_task" in tasks["text"]
+    assert report["retcode"] == 1 and report["verdict"] == "RED: 1 problem(s): moodle1 tasks"
+
+
+def _with_backup(**changes):
+    answers = _answers("backup-failed-task")
+    answers["moodle1"]["layers"]["galera"]["failed_tasks"] = []
+    answers["moodle3"]["layers"]["backup"].update(changes)
+    return {"moodle3": answers["moodle3"], "moodle1": answers["moodle1"]}
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"timer_active": False}, "timer not active"),
+    ({"last_run": {"result": False, "finished": 0, "error": "node moodle3 is not Synced"}},
+     "last run failed: node moodle3 is not Synced"),
+    ({"newest": {"name": "20261101T023000Z", "finished": "2026-11-01T02:30:00+00:00",
+                 "bytes": 1, "seqno": 1}}, "older than 93600 s"),
+])
+def test_backup_line_turns_red(changes, why):
+    report = _judge("backup-failed-task", replace=_with_backup(**changes))
+    backup = _line(report, "moodle3", "backup")
+    assert backup["ok"] is False and why in backup["text"]
+    assert "moodle3 backup" in report["verdict"]
+
+
+def test_no_backup_yet_is_green_while_the_timer_runs():
+    report = _judge("backup-failed-task", replace=_with_backup(newest=None, count=0, last_run=None))
+    backup = _line(report, "moodle3", "backup")
+    assert backup["ok"] is True and backup["text"] == "no verified backup yet"
