@@ -85,12 +85,15 @@ class Run:
         return results.changed(self.output)
 
 
-def orchestrate(timeout: float = 3600) -> Run:
+def orchestrate(timeout: float = 3600, sls: str = "moodle_ha.orch",
+                pillar: dict | None = None) -> Run:
+    """One `salt-run state.orchestrate SLS` (the deploy by default), with an optional pillar."""
     sync = lab_run("salt-run", "saltutil.sync_all", timeout=300)
     if sync.returncode != 0:
         raise LabError(f"saltutil.sync_all failed:\n{sync.stdout}{sync.stderr}")
     start = time.monotonic()
-    proc = lab_run("salt-run", "state.orchestrate", "moodle_ha.orch", "--out=json",
+    extra = [f"pillar={json.dumps(pillar)}"] if pillar else []
+    proc = lab_run("salt-run", "state.orchestrate", sls, *extra, "--out=json",
                    timeout=timeout)
     seconds = time.monotonic() - start
     try:

@@ -59,6 +59,13 @@ $DB->execute('CREATE TABLE ' . $DB->t('user') . ' (id BIGINT NOT NULL AUTO_INCRE
     . ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4');
 $DB->execute('CREATE TABLE ' . $DB->t('task_log') . ' (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,'
     . ' hostname VARCHAR(255) NOT NULL, timecreated BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4');
+// Moodle's scheduled tasks (the status view reads faildelay > 0 as a failing task).
+$DB->execute('CREATE TABLE ' . $DB->t('task_scheduled') . ' (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,'
+    . ' classname VARCHAR(255) NOT NULL UNIQUE, faildelay BIGINT NOT NULL DEFAULT 0)'
+    . ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4');
+foreach (['\\core\\task\\cache_cron_task', '\\core\\task\\session_cleanup_task'] as $task) {
+    $DB->execute('INSERT INTO ' . $DB->t('task_scheduled') . ' (classname) VALUES (' . $DB->quote($task) . ')');
+}
 if ($delay > 0) {
     sleep($delay);
 }
