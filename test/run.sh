@@ -2,7 +2,8 @@
 # The test command (make test): static and render tests, then the lab integration suite.
 # Fails when any test or lint fails.
 #   (none)     the whole lab suite on the default release (Debian 13, trixie), then the smoke
-#              set on Debian 12 (bookworm): deploy, no-op re-run, checks, one failover
+#              set on Debian 12 (bookworm): deploy, no-op re-run, checks, one failover,
+#              backup and restore
 #   --no-lab   skip the lab suite
 #   --matrix   the whole lab suite once per Debian release (bookworm, trixie)
 # With $MOODLE_HA_LAB_RELEASE set, the whole lab suite on that release only.
@@ -17,9 +18,11 @@ echo "== unit, render and lint tests"
 [ "$status" -eq 5 ] && { echo "no unit/render test ran"; status=1; }
 [ "$status" -ne 0 ] && { echo "unit/render/lint tests failed ($status)"; exit "$status"; }
 
-# Tests that prove a release converges, re-runs clean and fails over.
+# Tests that prove a release converges, re-runs clean, fails over, and backs up and restores
+# (mariabackup and its files differ between MariaDB 10.11 and 11.8).
 SMOKE=(test/integration/test_deploy.py
-       test/integration/test_failover.py::test_killing_the_active_writer_lets_3307_serve_from_a_backup)
+       test/integration/test_failover.py::test_killing_the_active_writer_lets_3307_serve_from_a_backup
+       test/integration/test_backup.py)
 
 lab_suite() {  # $1: release, $2...: test paths (default: the whole suite)
   local rc=0 release=$1
