@@ -196,6 +196,12 @@ def _layer_errors(data, errors):
 BACKUP_COMPRESSION = ("gzip", "zstd", "none")
 
 
+def _one_of(data, key, choices, errors):
+    value = _get(data, key)
+    if value not in choices:
+        errors.append(f"moodle_ha:{key}: {value!r} is not one of {', '.join(choices)}")
+
+
 def backup_node(data):
     """The backup node: backup:node, else the last galera host by name that mounts the
     dataroot (a web host); None when there is none."""
@@ -224,10 +230,7 @@ def _backup_errors(data, errors):
     if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
         errors.append(f"moodle_ha:backup:retention: {retention!r} is not an integer >= 1"
                       " (the newest verified backup is never removed)")
-    compression = _get(data, "backup:compression")
-    if compression not in BACKUP_COMPRESSION:
-        errors.append(f"moodle_ha:backup:compression: {compression!r} is not one of"
-                      f" {', '.join(BACKUP_COMPRESSION)}")
+    _one_of(data, "backup:compression", BACKUP_COMPRESSION, errors)
     target = str(_get(data, "backup:target_dir") or "")
     if not target.startswith("/") or target.rstrip("/") in ("", _get(data, "galera:datadir"),
                                                            _get(data, "moodle:dataroot")):
@@ -299,10 +302,7 @@ def _metrics_errors(data, errors):
                 isinstance(arg, str) and _FLAG_RE.match(arg) for arg in args):
             errors.append(f"moodle_ha:{key}: {args!r} is not a list of --flags"
                           " (without spaces or quotes)")
-    connection = _get(data, "metrics:mysqld_exporter:connection")
-    if connection not in METRICS_CONNECTIONS:
-        errors.append(f"moodle_ha:metrics:mysqld_exporter:connection: {connection!r} is not"
-                      f" one of {', '.join(METRICS_CONNECTIONS)}")
+    _one_of(data, "metrics:mysqld_exporter:connection", METRICS_CONNECTIONS, errors)
     path = _get(data, "metrics:haproxy:path")
     if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9._~/-]+", path):
         errors.append(f"moodle_ha:metrics:haproxy:path: {path!r} is not a URL path such as"

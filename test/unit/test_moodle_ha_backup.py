@@ -210,11 +210,15 @@ def test_restore_without_the_confirmation_refuses_before_reading_anything(tmp_pa
         script.cmd_restore_dataroot(_cfg(tmp_path), args)
 
 
-def test_restore_refuses_while_mariadb_runs_here(tmp_path, monkeypatch):
-    name = "20261201T231640Z"
+def _empty_backup(tmp_path, name="20261201T231640Z"):
     (tmp_path / name).mkdir()
     (tmp_path / name / "manifest.json").write_text(json.dumps(
         {"format": script.FORMAT, "verified": True, "archives": []}))
+    return name
+
+
+def test_restore_refuses_while_mariadb_runs_here(tmp_path, monkeypatch):
+    name = _empty_backup(tmp_path)
     monkeypatch.setattr(script, "server_running", lambda cfg: True)
     args = argparse.Namespace(name=name, confirm=name)
     with pytest.raises(script.BackupError, match="MariaDB runs on moodle3"):
@@ -222,10 +226,7 @@ def test_restore_refuses_while_mariadb_runs_here(tmp_path, monkeypatch):
 
 
 def test_restore_refuses_while_galera_answers_on_another_node(tmp_path, monkeypatch):
-    name = "20261201T231640Z"
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "manifest.json").write_text(json.dumps(
-        {"format": script.FORMAT, "verified": True, "archives": []}))
+    name = _empty_backup(tmp_path)
     cfg = dict(_cfg(tmp_path), galera_nodes=[{"name": "moodle1", "ip": "172.30.77.11"},
                                              {"name": "moodle3", "ip": "172.30.77.13"}])
     monkeypatch.setattr(script, "server_running", lambda cfg: False)
