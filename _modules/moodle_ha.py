@@ -122,16 +122,35 @@ def _secret_errors(data, errors):
         )
 
 
+def _voter_errors(galera, garbd, errors):
+    """Galera nodes and garbd arbitrators: at least 3, an odd number, arbitrators a minority."""
+    both = sorted(set(galera) & set(garbd))
+    for name in both:
+        errors.append(
+            f"moodle_ha:topology:hosts:{name}:roles: galera and garbd on one host (an arbitrator"
+            " is a vote of its own and listens on the Galera replication port: give it a host"
+            " without galera)"
+        )
+    if both:
+        return  # the counts below would count those hosts twice
+    counts = (f"moodle_ha:topology:hosts: {len(galera)} galera node(s) and {len(garbd)}"
+              " arbitrator(s)")
+    if garbd and len(galera) < 2:
+        errors.append(f"{counts}: an arbitrator holds no data and needs at least 2 galera nodes"
+                      " (one data node and arbitrators are no cluster)")
+    elif garbd and len(garbd) >= len(galera):
+        errors.append(f"{counts}: arbitrators must be fewer than galera nodes (holding no data, a"
+                      " majority of them would keep a Primary component while the data nodes"
+                      " stop)")
+    elif galera and (len(galera) < 3 and not garbd or (len(galera) + len(garbd)) % 2 == 0):
+        errors.append(f"{counts}: Galera needs an odd number of at least 3 voters"
+                      " (add a node or a garbd host)")
+
+
 def _layer_errors(data, errors):
     nodes = _role_hosts(data)
-    galera, garbd = nodes["galera"], nodes["garbd"]
-    voters = len(galera) + len(garbd)
-    if galera and (len(galera) < 3 and not garbd or voters % 2 == 0):
-        errors.append(
-            f"moodle_ha:topology:hosts: {len(galera)} galera node(s) and {len(garbd)}"
-            " arbitrator(s): Galera needs an odd number of at least 3 voters"
-            " (add a node or a garbd host)"
-        )
+    galera = nodes["galera"]
+    _voter_errors(galera, nodes["garbd"], errors)
     boot = _get(data, "galera:bootstrap_node")
     if boot is not None and boot not in galera:
         errors.append(f"moodle_ha:galera:bootstrap_node: {boot!r} is not a galera host")
@@ -191,6 +210,37 @@ def _layer_errors(data, errors):
                 )
         elif kind == "git" and not source.get("ref"):
             errors.append("moodle_ha:moodle:source:ref: missing (branch, tag or commit)")
+
+
+# garb-systemd passes the group, the options and the log file through `eval` inside single
+# quotes: nothing that would end or expand them, nor the options' `;` separator.
+_GARBD_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_GARBD_OPTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+_GARBD_VALUE_RE = re.compile(r"^[A-Za-z0-9_.:/@,+-]+$")
+_GARBD_LOG_RE = re.compile(r"^/var/log/garbd/[A-Za-z0-9_.-]+$")
+
+
+def _garbd_errors(data, errors):
+    if not _role_hosts(data).get("garbd"):
+        return
+    name = _get(data, "galera:cluster_name")
+    if not isinstance(name, str) or not _GARBD_NAME_RE.match(name):
+        errors.append(f"moodle_ha:galera:cluster_name: {name!r} is not a plain name (letters,"
+                      " digits, . _ -) as garbd's service script needs it")
+    options = _get(data, "garbd:options")
+    if not isinstance(options, dict) or not all(
+            isinstance(key, str) and _GARBD_OPTION_RE.match(key)
+            and isinstance(value, (str, int)) and _GARBD_VALUE_RE.match(str(value))
+            for key, value in options.items()):
+        errors.append(f"moodle_ha:garbd:options: {options!r} is not a map of provider option"
+                      " names (e.g. socket.ssl_cert) to values without spaces, quotes, ; or $")
+    log_file = _get(data, "garbd:log_file")
+    if log_file is not None and not (isinstance(log_file, str) and _GARBD_LOG_RE.match(log_file)):
+        errors.append(f"moodle_ha:garbd:log_file: {log_file!r} is not null (the journal) or a"
+                      " file in /var/log/garbd/ (the only log directory garbd may write)")
+    restart = _get(data, "garbd:restart_sec")
+    if isinstance(restart, bool) or not isinstance(restart, int) or restart < 1:
+        errors.append(f"moodle_ha:garbd:restart_sec: {restart!r} is not a number of seconds >= 1")
 
 
 BACKUP_COMPRESSION = ("gzip", "zstd", "none")
@@ -253,6 +303,7 @@ def _backup_errors(data, errors):
 _ROLE_LISTENERS = {
     "galera": ("galera:port", "galera:replication_port", "galera:ist_port", "galera:sst_port",
                "galera:clustercheck:port"),
+    "garbd": ("galera:replication_port",),
     "web": ("lb:haproxy:web_backend_port",),
     "lb": ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
            "lb:haproxy:stats_port"),
@@ -342,6 +393,7 @@ def validate(data, minion_id=None, grain_roles=None):
     _secret_errors(data, errors)
     if not errors:
         _layer_errors(data, errors)
+        _garbd_errors(data, errors)
         _metrics_errors(data, errors)
         _backup_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}

@@ -123,3 +123,71 @@ def test_disabled_metrics_skip_the_exporter_port_checks(renderer):
     out = renderer.show_sls("moodle_ha.hosts", patch={
         "moodle_ha:metrics:enabled": False, "moodle_ha:metrics:node_exporter:port": 9200})
     assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+# --------------------------------------------------------------------------- arbitrator (garbd)
+TWO_DB = {f"{HOSTS}:moodle3:roles": ["gluster", "web"]}
+ARB = {"ip": "172.30.77.31", "roles": ["garbd"]}
+
+
+def test_arbitrator_beside_a_load_balancer_accepted(renderer):
+    out = renderer.show_sls("moodle_ha.hosts", minion_id="lb1", roles=["lb", "garbd"],
+                            patch={**TWO_DB, f"{HOSTS}:lb1:roles": ["lb", "garbd"]})
+    assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+def test_arbitrator_on_a_galera_host_rejected(renderer):
+    text = _error(renderer, {f"{HOSTS}:moodle3:roles": ["galera", "gluster", "web", "garbd"]})
+    assert (f"{HOSTS}:moodle3:roles: galera and garbd on one host (an arbitrator is a vote of"
+            " its own") in text
+    assert "odd number" not in text  # one message: the host's votes are not counted twice
+
+
+@pytest.mark.parametrize("arbitrators", [1, 2])
+def test_one_galera_node_with_arbitrators_rejected(renderer, arbitrators):
+    patch = {f"{HOSTS}:moodle2:roles": ["gluster", "web"], **TWO_DB}
+    for i in range(arbitrators):
+        patch[f"{HOSTS}:arb{i + 1}"] = {"ip": f"172.30.77.3{i + 1}", "roles": ["garbd"]}
+    text = _error(renderer, patch)
+    assert (f"{HOSTS}: 1 galera node(s) and {arbitrators} arbitrator(s): an arbitrator holds no"
+            " data and needs at least 2 galera nodes") in text
+
+
+def test_arbitrators_outnumbering_galera_nodes_rejected(renderer):
+    patch = {**TWO_DB, **{f"{HOSTS}:arb{i}": {"ip": f"172.30.77.3{i}", "roles": ["garbd"]}
+                          for i in (1, 2, 3)}}
+    text = _error(renderer, patch)
+    assert (f"{HOSTS}: 2 galera node(s) and 3 arbitrator(s): arbitrators must be fewer than"
+            " galera nodes") in text
+
+
+def test_arbitrator_outside_the_subnet_rejected(renderer):
+    text = _error(renderer, {**TWO_DB, f"{HOSTS}:arb1": {"ip": "10.0.0.31", "roles": ["garbd"]}})
+    assert f"{HOSTS}:arb1:ip: 10.0.0.31 is outside moodle_ha:topology:subnet" in text
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"moodle_ha:garbd:options": {"socket.ssl_cert": "/etc/ssl/my cert.pem"}},
+     "moodle_ha:garbd:options: {'socket.ssl_cert': '/etc/ssl/my cert.pem'} is not a map of"
+     " provider option names"),
+    ({"moodle_ha:garbd:options": {"evs.suspect_timeout": "PT2S'; rm -rf /'"}},
+     "moodle_ha:garbd:options: "),
+    ({"moodle_ha:garbd:log_file": "/var/log/garbd.log"},
+     "moodle_ha:garbd:log_file: '/var/log/garbd.log' is not null (the journal) or a file in"
+     " /var/log/garbd/"),
+    ({"moodle_ha:garbd:restart_sec": 0},
+     "moodle_ha:garbd:restart_sec: 0 is not a number of seconds >= 1"),
+    ({"moodle_ha:galera:cluster_name": "moodle galera"},
+     "moodle_ha:galera:cluster_name: 'moodle galera' is not a plain name"),
+    # The arbitrator listens on the Galera replication port: no exporter may take it there.
+    ({"moodle_ha:metrics:node_exporter:port": 4567},
+     "moodle_ha:metrics:node_exporter:port: port 4567 is also moodle_ha:galera:replication_port"
+     " on host arb1"),
+])
+def test_bad_garbd_key_rejected_naming_it(renderer, patch, message):
+    assert message in _error(renderer, {**TWO_DB, f"{HOSTS}:arb1": ARB, **patch})
+
+
+def test_garbd_keys_are_not_checked_without_an_arbitrator(renderer):
+    out = renderer.show_sls("moodle_ha.hosts", patch={"moodle_ha:garbd:log_file": "/tmp/x"})
+    assert "moodle_ha-hosts-vip-entry-present" in out
