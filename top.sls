@@ -14,6 +14,10 @@ base:
     - match: grain
     - moodle_ha.galera
     - moodle_ha.backup
+  # The Galera arbitrator (alone, or beside lb or web; never with galera).
+  'roles:garbd':
+    - match: grain
+    - moodle_ha.garbd
   'roles:lb':
     - match: grain
     - moodle_ha.lb

@@ -15,6 +15,7 @@
 {%- set gluster = roles.gluster | map(attribute="name") | list %}
 {%- set web = roles.web | map(attribute="name") | list %}
 {%- set lbs = roles.lb | map(attribute="name") | list %}
+{%- set garbd = roles.garbd | map(attribute="name") | list %}
 {%- set primary = moodle_ha.nodes.primary_node %}
 {%- set previous = [] %}
 
@@ -40,6 +41,13 @@
     admits joiners one state transfer at a time. #}
 {%- if galera %}
 {{ step(previous, "galera-applied", galera, "moodle_ha.galera") }}
+{%- endif %}
+
+{#- Phase: Galera arbitrators, as soon as the group exists (garbd only joins one: it can
+    neither bootstrap nor serve a state transfer), so the rest of the run already has a
+    quorum that survives the loss of one galera node. #}
+{%- if garbd %}
+{{ step(previous, "garbd-applied", garbd, "moodle_ha.garbd") }}
 {%- endif %}
 
 {#- Phase: load balancers (the DB endpoints need clustercheck answering on every DB node). #}

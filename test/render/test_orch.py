@@ -59,3 +59,22 @@ def test_orch_has_no_metrics_step_when_metrics_are_disabled(renderer):
     steps = dict(_steps(renderer, patch={"moodle_ha:metrics:enabled": False}))
     assert "moodle_ha-orch-metrics-applied" not in steps
     assert "moodle_ha-orch-check-others-passed" in steps
+
+
+def test_orch_applies_arbitrators_right_after_galera_and_before_the_load_balancers(renderer):
+    pillar = example_pillar()
+    hosts = pillar["moodle_ha"]["topology"]["hosts"]
+    # Three galera nodes and two arbitrators: five voters.
+    hosts["lb1"]["roles"] = ["lb", "garbd"]
+    hosts["arb1"] = {"ip": "172.30.77.31", "roles": ["garbd"]}
+    steps = _steps(renderer, pillar=pillar)
+    names = [name.removeprefix("moodle_ha-orch-") for name, _ in steps]
+    at = names.index("garbd-applied")
+    assert names[at - 1:at + 2] == ["galera-applied", "garbd-applied", "lb-applied"]
+    state = dict(steps)["moodle_ha-orch-garbd-applied"]
+    assert _arg(state, "sls") == "moodle_ha.garbd"
+    assert _arg(state, "tgt") == "arb1,lb1"
+    assert _arg(state, "require") == [{"salt": "moodle_ha-orch-galera-applied"}]
+    assert _arg(dict(steps)["moodle_ha-orch-lb-applied"], "require") == [
+        {"salt": "moodle_ha-orch-garbd-applied"}]
+    assert _arg(dict(steps)["moodle_ha-orch-galera-applied"], "tgt") == "moodle1,moodle2,moodle3"

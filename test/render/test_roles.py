@@ -16,6 +16,8 @@ ROLE_LAYERS = {
     "gluster": {"moodle_ha.gluster"},
     "web": {"moodle_ha.web", "moodle_ha.moodle"},
     "lb": {"moodle_ha.lb"},
+    # No host of pillar.example has it (test_garbd_layer.py renders arbitrator topologies).
+    "garbd": {"moodle_ha.garbd"},
 }
 # SLS that are not host states (run by the master's orchestrate runner).
 RUNNER_SLS = {"moodle_ha.orch"}
