@@ -2,8 +2,9 @@
 Raw health facts of one moodle_ha host, for the ``moodle_ha.status`` runner.
 
 :py:func:`facts` reads what this host's roles run (Galera, clustercheck, gluster, HAProxy,
-keepalived, the web health page, the cron timer) and returns plain data; it never changes
-anything and never fails as a whole: a layer that cannot be read says so in its own entry.
+keepalived, the Galera arbitrator, the web health page, the cron timer) and returns plain
+data; it never changes anything and never fails as a whole: a layer that cannot be read says
+so in its own entry.
 Verdicts (green/red) are the runner's (``_runners/moodle_ha.py``), which sees every host.
 """
 
@@ -186,6 +187,11 @@ def _lb(mapdata, timeout):
     return out
 
 
+def _garbd(mapdata):
+    """The arbitrator's unit (its membership shows in the galera nodes' cluster size)."""
+    return {"active": __salt__["service.status"](mapdata["services"]["garbd"])}
+
+
 def _web(mapdata, timeout):
     me = mapdata["nodes"]["self"]
     haproxy = mapdata["lb"]["haproxy"]
@@ -269,7 +275,8 @@ def facts(timeout=2, budget=3):
     out["topology"]["_backup_node"] = mapdata["nodes"].get("backup_node")
     readers = {"galera": lambda: _galera(mapdata, timeout), "backup": lambda: _backup(mapdata),
                "gluster": lambda: _gluster(mapdata, budget),
-               "lb": lambda: _lb(mapdata, timeout), "web": lambda: _web(mapdata, timeout)}
+               "lb": lambda: _lb(mapdata, timeout), "web": lambda: _web(mapdata, timeout),
+               "garbd": lambda: _garbd(mapdata)}
 
     def timed(fun):
         def run():

@@ -207,6 +207,13 @@ def _judge_backup(host, layer, now, limits):
                    text + (f" ({'; '.join(problems)})" if problems else ""))]
 
 
+def _judge_garbd(host, layer):
+    """The arbitrator's service; whether it is a member shows in every galera line's size."""
+    active = bool(layer.get("active"))
+    return [_check(host, "garbd", active, "garb active (arbitrator)" if active
+                   else "garb not active: the cluster has one vote less")]
+
+
 def _judge_web(host, layer, limits):
     out = []
     health = layer.get("health", {})
@@ -288,6 +295,8 @@ def evaluate(answers, expected, started, finished, limits=None):
                 checks += _judge_lb(host, layer, ports)
             elif role == "web":
                 checks += _judge_web(host, layer, limits)
+            elif role == "garbd":
+                checks += _judge_garbd(host, layer)
             elif role == "backup":
                 checks += _judge_backup(host, layer, finished, limits)
         tasks = layers.get("galera", {}).get("failed_tasks")
@@ -307,8 +316,10 @@ def evaluate(answers, expected, started, finished, limits=None):
                              else f"held by {len(holders)} hosts {holders}"))
     seqnos = [c["seqno"] for c in checks if c.get("seqno") is not None]
     if seqnos:
+        # An active arbitrator is a voter that reports (it has no seqno of its own).
+        arbiters = sum(1 for c in checks if c["layer"] == "garbd" and c["ok"])
         checks.append(_check("cluster", "galera", None,
-                             f"{len(seqnos)}/{voters} voters report, seqno spread "
+                             f"{len(seqnos) + arbiters}/{voters} voters report, seqno spread "
                              f"{max(seqnos) - min(seqnos)}"))
     if "_backup_node" in expected and not expected["_backup_node"]:
         checks.append(_check("cluster", "backup", None, "backups disabled (backup:enabled)"))

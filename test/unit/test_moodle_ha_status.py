@@ -233,3 +233,91 @@ def test_no_backup_yet_is_green_while_the_timer_runs():
     report = _judge("backup-failed-task", replace=_with_backup(newest=None, count=0, last_run=None))
     backup = _line(report, "moodle3", "backup")
     assert backup["ok"] is True and backup["text"] == "no verified backup yet"
+
+
+# --------------------------------------------------------------------------- arbitrator (garbd)
+# SYNTHESIZED, not recorded: the lab has not run an arbitrator yet. These are the healthy
+# recording turned into a "2 galera nodes + garbd on lb1" cluster: moodle3 keeps gluster and
+# web (its galera layer and its rows in the DB pools go), lb1 gets role garbd and the layer
+# moodle_ha_status.facts reports for it, every host's topology says so. The galera nodes'
+# recorded wsrep_cluster_size 3 stands for the two of them and garbd.
+
+
+def _with_arbitrator(active=True, cluster_size=None):
+    answers = _answers("healthy")
+    topology = dict(answers["lb1"]["topology"], moodle3=["gluster", "web"], lb1=["lb", "garbd"])
+    for facts in answers.values():
+        facts["topology"] = topology
+    answers["moodle3"]["roles"] = ["gluster", "web"]
+    del answers["moodle3"]["layers"]["galera"]
+    answers["lb1"]["roles"] = ["lb", "garbd"]
+    answers["lb1"]["layers"]["garbd"] = {"active": active, "seconds": 0.012}
+    for lb in ("lb1", "lb2"):
+        layer = answers[lb]["layers"]["lb"]
+        layer["stat"] = [row for row in layer["stat"] if row["svname"] != "moodle3"
+                         or row["pxname"] not in ("db-writer", "db-readers")]
+    if cluster_size is not None:
+        for host in ("moodle1", "moodle2"):
+            answers[host]["layers"]["galera"]["status"]["wsrep_cluster_size"] = str(cluster_size)
+    return answers
+
+
+def _judge_answers(answers):
+    times = [f["time"] for f in answers.values()]
+    return runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+
+
+def test_two_galera_nodes_and_an_active_arbitrator_are_all_green():
+    report = _judge_answers(_with_arbitrator())
+    assert report["verdict"] == "all green"
+    assert _line(report, "lb1", "garbd")["text"] == "garb active (arbitrator)"
+    for host in ("moodle1", "moodle2"):
+        assert _line(report, host, "galera")["text"].startswith("Synced, Primary, size 3/3")
+    assert _line(report, "cluster", "galera")["text"].startswith("3/3 voters report")
+    assert not any(c["host"] == "moodle3" and c["layer"] == "galera" for c in report["checks"])
+
+
+def test_a_stopped_arbitrator_is_red_and_so_is_the_size_it_leaves():
+    # Just stopped: the nodes have not seen it leave yet.
+    report = _judge_answers(_with_arbitrator(active=False))
+    assert _red(report) == {("lb1", "garbd")}
+    assert "garb not active" in _line(report, "lb1", "garbd")["text"]
+    assert _line(report, "cluster", "galera")["text"].startswith("2/3 voters report")
+    # Gone from the group: each galera line counts one voter missing.
+    report = _judge_answers(_with_arbitrator(active=False, cluster_size=2))
+    assert _red(report) == {("lb1", "garbd"), ("moodle1", "galera"), ("moodle2", "galera")}
+    assert "cluster size 2, expected 3" in _line(report, "moodle1", "galera")["text"]
+    assert report["verdict"] == "RED: 3 problem(s): lb1 garbd, moodle1 galera, moodle2 galera"
+
+
+def test_an_arbitrator_running_outside_the_group_shows_in_the_galera_size():
+    report = _judge_answers(_with_arbitrator(active=True, cluster_size=2))
+    assert _red(report) == {("moodle1", "galera"), ("moodle2", "galera")}
+    assert _line(report, "lb1", "garbd")["ok"] is True
+
+
+def test_facts_of_an_arbitrator_host_read_its_unit(monkeypatch):
+    """facts() on a host with role garbd only: the garbd layer, from systemctl, nothing else."""
+    mapdata = {
+        "nodes": {"self": {"name": "arb1", "ip": "172.30.77.31", "roles": ["garbd"]},
+                  "backup_node": "moodle2"},
+        "topology": {"hosts": {"moodle1": {"roles": ["galera"]}, "moodle2": {"roles": ["galera"]},
+                               "arb1": {"roles": ["garbd"]}}},
+        "lb": {"haproxy": {"writer_port": 3307, "reader_port": 3308, "web_port": 80}},
+        "services": {"garbd": "garb"},
+        "status": {"clock_skew": 1.0},
+    }
+    asked = []
+
+    def service_status(name):
+        asked.append(name)
+        return name == "garb"
+
+    monkeypatch.setattr(status_module, "__salt__", {
+        "slsutil.renderer": lambda **kwargs: json.dumps(mapdata),
+        "service.status": service_status}, raising=False)
+    monkeypatch.setattr(status_module, "__grains__", {"id": "arb1"}, raising=False)
+    facts = status_module.facts()
+    assert set(facts["layers"]) == {"garbd"} and facts["roles"] == ["garbd"]
+    assert facts["layers"]["garbd"]["active"] is True and asked == ["garb"]
+    assert facts["topology"]["arb1"] == ["garbd"]
