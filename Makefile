@@ -12,7 +12,7 @@ PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 
             { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static test-matrix demo deploy info shell status down bench
+.PHONY: venv test test-static test-matrix test-garbd demo deploy info shell status down bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
@@ -36,6 +36,11 @@ test-static: venv
 ## Unit, render and lint tests, then the lab suite once per Debian release (bookworm, trixie).
 test-matrix: venv
 	@bash test/run.sh --matrix
+
+## The arbitrator topology (two galera nodes, garbd on lb1: test/lab/topologies/garbd.yaml)
+## on its own lab: converge, re-run, kill either galera host.
+test-garbd: venv
+	@MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml $(VENV)/bin/pytest -m lab test/integration/test_garbd.py
 
 ## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch
 ## (make demo RELEASE=bookworm, make demo MOODLE_ARCHIVE=/path/moodle.tgz).

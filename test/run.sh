@@ -3,7 +3,7 @@
 # Fails when any test or lint fails.
 #   (none)     the whole lab suite on the default release (Debian 13, trixie), then the smoke
 #              set on Debian 12 (bookworm): deploy, no-op re-run, checks, one failover,
-#              backup and restore
+#              backup and restore; then the arbitrator topology (test/lab/topologies/garbd.yaml)
 #   --no-lab   skip the lab suite
 #   --matrix   the whole lab suite once per Debian release (bookworm, trixie)
 # With $MOODLE_HA_LAB_RELEASE set, the whole lab suite on that release only.
@@ -27,9 +27,9 @@ SMOKE=(test/integration/test_deploy.py
 lab_suite() {  # $1: release, $2...: test paths (default: the whole suite)
   local rc=0 release=$1
   shift
-  echo "== lab integration tests: five systemd-nspawn $release hosts${1:+ (smoke set)}"
+  echo "== lab integration tests: systemd-nspawn $release hosts${MOODLE_HA_LAB_PILLAR:+ of $MOODLE_HA_LAB_PILLAR}${1:+: $*}"
   [ "$#" -eq 0 ] && set -- test/integration
-  MOODLE_HA_LAB_RELEASE="$release" "$PYTEST" -m lab "$@" || rc=$?
+  MOODLE_HA_LAB_RELEASE="$release" "$PYTEST" -m lab -rP "$@" || rc=$?
   [ "$rc" -eq 5 ] && { echo "no lab test ran"; rc=1; }
   return "$rc"
 }
@@ -52,5 +52,8 @@ case "${1:-}" in
     fi
     lab_suite trixie; rc=$?
     lab_suite bookworm "${SMOKE[@]}" || rc=1
+    # The arbitrator topology on a lab of its own (make test-garbd).
+    MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml \
+      lab_suite trixie test/integration/test_garbd.py || rc=1
     exit "$rc" ;;
 esac

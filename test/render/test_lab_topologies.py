@@ -1,0 +1,14 @@
+"""The lab's other topologies are pillar.example with a few roles changed, and nothing else."""
+
+import yaml
+
+from render.renderlib import REPO, example_pillar
+
+
+def test_garbd_topology_is_pillar_example_with_an_arbitrator_on_lb1():
+    want = example_pillar()
+    hosts = want["moodle_ha"]["topology"]["hosts"]
+    hosts["moodle3"]["roles"] = ["gluster", "web"]
+    hosts["lb1"]["roles"] = ["lb", "garbd"]
+    got = yaml.safe_load((REPO / "test/lab/topologies/garbd.yaml").read_text())
+    assert got == want
