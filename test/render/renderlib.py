@@ -126,3 +126,15 @@ class Renderer:
         return out if isinstance(out, str) else json.dumps(out)
 
 
+def config_section(text, header):
+    """Lines of one section of an haproxy-style config (from its header to the next
+    unindented line), stripped, without blank lines and comments."""
+    lines = text.splitlines()
+    start = lines.index(header)
+    body = []
+    for line in lines[start + 1:]:
+        if line and not line[0].isspace():
+            break
+        if line.strip() and not line.strip().startswith("#"):
+            body.append(line.strip())
+    return body

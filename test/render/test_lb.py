@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from render.renderlib import config_section as _section
 from render.renderlib import example_pillar
 
 HOSTS = "moodle_ha:topology:hosts"
@@ -33,19 +34,6 @@ def _template(renderer, tmp_path, name, minion_id="lb1", patch=None, **context):
     )
     assert code == 0 and dest.exists(), f"{name} did not render: {out}"
     return dest.read_text()
-
-
-def _section(cfg, header):
-    """Lines of one haproxy section (from its header to the next unindented line)."""
-    lines = cfg.splitlines()
-    start = lines.index(header)
-    body = []
-    for line in lines[start + 1:]:
-        if line and not line[0].isspace():
-            break
-        if line.strip() and not line.strip().startswith("#"):
-            body.append(line.strip())
-    return body
 
 
 def _servers(section):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from render.renderlib import PLATFORMS, example_pillar
+from render.renderlib import PLATFORMS, config_section, example_pillar
 
 PILLAR = example_pillar()["moodle_ha"]
 HOSTS = PILLAR["topology"]["hosts"]
@@ -166,15 +166,7 @@ def _stats(renderer, tmp_path, patch=None):
         "tpldir=moodle_ha/lb", minion_id="lb1", patch=patch,
     )
     assert code == 0 and dest.exists(), out
-    lines = dest.read_text().splitlines()
-    start = lines.index("listen stats")
-    body = []
-    for line in lines[start + 1:]:
-        if line and not line[0].isspace():
-            break
-        if line.strip() and not line.strip().startswith("#"):
-            body.append(line.strip())
-    return body
+    return config_section(dest.read_text(), "listen stats")
 
 
 def test_haproxy_exporter_is_on_the_stats_listener_after_the_acl_before_auth(renderer,
