@@ -136,20 +136,14 @@ def _failed_tasks(mapdata):
 def _backup(mapdata):
     """The backup node's newest verified backup, its last run and the timer."""
     b = mapdata["backup"]
-    res = __salt__["cmd.run_all"]([b["script"], "--config", b["config_file"], "--json", "list"],
-                                  python_shell=False, output_loglevel="quiet",
-                                  ignore_retcode=True, timeout=10)
-    answer = __salt__["moodle_ha_backup.parse_answer"](res["stdout"])
-    if not answer or not answer.get("result"):
-        return {"error": (answer or {}).get("error") or res["stderr"].strip()[-300:]
-                or f"moodle_ha-backup list exit {res['retcode']}"}
+    try:
+        answer = __salt__["moodle_ha_backup.list"](script=b["script"], config=b["config_file"])
+    except Exception as exc:
+        return _error(exc)
     verified = [e for e in answer["backups"] if e.get("verified")]
-    timer = __salt__["cmd.run_all"](
-        ["systemctl", "show", "moodle_ha-backup.timer", "-p", "ActiveState"],
-        python_shell=False, output_loglevel="quiet", ignore_retcode=True)
     return {"newest": verified[0] if verified else None, "count": len(verified),
             "last_run": answer.get("last_run"),
-            "timer_active": timer["stdout"].strip() == "ActiveState=active"}
+            "timer_active": __salt__["service.status"]("moodle_ha-backup.timer")}
 
 
 def _gluster(mapdata, budget):

@@ -321,3 +321,20 @@ def test_facts_of_an_arbitrator_host_read_its_unit(monkeypatch):
     assert set(facts["layers"]) == {"garbd"} and facts["roles"] == ["garbd"]
     assert facts["layers"]["garbd"]["active"] is True and asked == ["garb"]
     assert facts["topology"]["arb1"] == ["garbd"]
+
+
+def test_backup_fact_takes_the_newest_verified_backup_from_the_recorded_list(monkeypatch):
+    listed = json.loads((REPO / "test/data/backup/list.stdout.debian13-lab.json").read_text())
+    calls = []
+
+    def fake_list(script, config):
+        calls.append((script, config))
+        return listed
+
+    monkeypatch.setattr(status_module, "__salt__", {
+        "moodle_ha_backup.list": fake_list, "service.status": lambda unit: True}, raising=False)
+    fact = status_module._backup({"backup": {"script": "/usr/local/sbin/moodle_ha-backup",
+                                             "config_file": "/etc/moodle_ha/backup.json"}})
+    assert calls == [("/usr/local/sbin/moodle_ha-backup", "/etc/moodle_ha/backup.json")]
+    assert fact["newest"]["name"] == listed["backups"][0]["name"] and fact["timer_active"]
+    assert fact["count"] == sum(b["verified"] for b in listed["backups"])
