@@ -15,6 +15,7 @@ from stdin, appends ``--adminpass=`` to ``$_SERVER['argv']`` inside the php proc
 import json
 import os
 import re
+import time
 from decimal import Decimal, InvalidOperation
 
 import salt.utils.path
@@ -29,7 +30,9 @@ _RELEASE_RE = re.compile(r"^\s*\$release\s*=\s*(['\"])(.*?)\1\s*;", re.MULTILINE
 
 # Reads connection parameters as JSON on stdin and prints what the database holds for the
 # given table prefix, as JSON: {"tables": N, "config_table": bool, "version": str|null}.
-# Exit 2 with the server's message on stderr when the database cannot be queried.
+# Exit 2 with the server's message on stderr when the database cannot be queried, 4 when the
+# connection itself failed in a way that passes (no server behind the endpoint yet: HAProxy
+# accepting and closing while its checks find no writer, a refused or timed-out connect).
 _DB_STATE_PHP = r"""
 $c = json_decode(file_get_contents('php://stdin'), true);
 if (!is_array($c)) { fwrite(STDERR, "bad input\n"); exit(2); }
@@ -37,7 +40,8 @@ mysqli_report(MYSQLI_REPORT_OFF);
 $db = mysqli_init();
 $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, (int)$c['timeout']);
 if (!@$db->real_connect($c['host'], $c['user'], $c['password'], $c['name'], (int)$c['port'])) {
-    fwrite(STDERR, 'connect failed: ' . mysqli_connect_error() . "\n"); exit(2);
+    fwrite(STDERR, 'connect failed: ' . mysqli_connect_error() . "\n");
+    exit(in_array(mysqli_connect_errno(), [2002, 2003, 2006, 2013], true) ? 4 : 2);
 }
 $like = $db->real_escape_string(addcslashes($c['prefix'], '_%\\'));
 $r = $db->query("SELECT table_name FROM information_schema.tables"
@@ -194,7 +198,13 @@ def code_version(dirroot):
     return code_info(dirroot)["version"]
 
 
-def db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None, timeout=5):
+# mysqli connect errors that pass once the endpoint has a server: CR_CONNECTION_ERROR,
+# CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST (the probe exits 4 on them).
+_TRANSIENT_EXIT = 4
+
+
+def db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None, timeout=5,
+             wait=0, interval=2):
     """
     What the database holds for Moodle's table prefix:
     ``{"tables": N, "config_table": bool, "version": "2025100600.02" or None}``.
@@ -202,6 +212,11 @@ def db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None, ti
     Queried with the php CLI's mysqli (the driver Moodle uses) without booting Moodle; the
     credentials go to php on stdin. Raises CommandExecutionError when the database cannot be
     queried: an unreachable database is never taken for an empty one.
+
+    wait
+        Seconds to keep retrying (every ``interval`` s) while the connection fails in a way
+        that passes: refused, timed out, or accepted and closed (HAProxy's answer while its
+        checks find no writer yet). A refused login or a failed query fails at once.
 
     CLI Example:
 
@@ -218,17 +233,25 @@ def db_state(dbhost, dbport, dbname, dbuser, dbpass, prefix="mdl_", php=None, ti
         "prefix": prefix,
         "timeout": int(timeout),
     }
-    ret = __salt__["cmd.run_all"](
-        [_php(php), "-r", _DB_STATE_PHP],
-        stdin=json.dumps(params),
-        python_shell=False,
-        ignore_retcode=True,
-        output_loglevel="quiet",
-    )
+    deadline = time.monotonic() + float(wait)
+    tries = 0
+    while True:
+        tries += 1
+        ret = __salt__["cmd.run_all"](
+            [_php(php), "-r", _DB_STATE_PHP],
+            stdin=json.dumps(params),
+            python_shell=False,
+            ignore_retcode=True,
+            output_loglevel="quiet",
+        )
+        if ret["retcode"] != _TRANSIENT_EXIT or time.monotonic() + interval > deadline:
+            break
+        time.sleep(interval)
     if ret["retcode"] != 0:
+        waited = f" (after {tries} tries in {float(wait):.0f} s)" if tries > 1 else ""
         raise CommandExecutionError(
-            "cannot read the Moodle database "
-            f"{dbuser}@{dbhost}:{dbport}/{dbname}: {_scrub(_tail(ret.get('stderr')), [dbpass])}"
+            f"cannot read the Moodle database {dbuser}@{dbhost}:{dbport}/{dbname}{waited}: "
+            f"{_scrub(_tail(ret.get('stderr')), [dbpass])}"
         )
     try:
         state = json.loads(ret["stdout"].strip().splitlines()[-1])

@@ -64,6 +64,7 @@ class _Site:
     php: str | None
     timeout: int
     purge_caches: bool
+    db_wait: int = 60
 
     @property
     def db(self):
@@ -129,6 +130,7 @@ def installed(
     php=None,
     timeout=1800,
     purge_caches=True,
+    db_wait=60,
 ):
     """
     Make sure the Moodle database matches the code in ``name`` (the dirroot).
@@ -150,12 +152,16 @@ def installed(
         Shared dataroot: a CLI maintenance flag is placed there during install.
     runas
         The web server's user; Moodle's CLI scripts run as it.
+    db_wait
+        Seconds to wait for the database endpoint to take connections (a load balancer that
+        has just started has no writer until its first checks pass); a refused login fails
+        at once.
     """
     site = _Site(dirroot=name, dbhost=dbhost, dbport=dbport, dbname=dbname, dbuser=dbuser,
                  dbpass=dbpass, adminpass=adminpass, prefix=prefix, adminuser=adminuser,
                  adminemail=adminemail, fullname=fullname, shortname=shortname, lang=lang,
                  dataroot=dataroot, runas=runas, php=php, timeout=timeout,
-                 purge_caches=purge_caches)
+                 purge_caches=purge_caches, db_wait=int(db_wait))
     return _scrubbed(_installed(site), site.secrets)
 
 
@@ -164,7 +170,7 @@ def _installed(site):
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     try:
         code = __salt__["moodle.code_info"](name)
-        state = __salt__["moodle.db_state"](**site.db)
+        state = __salt__["moodle.db_state"](**site.db, wait=site.db_wait)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret

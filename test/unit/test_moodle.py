@@ -244,6 +244,60 @@ def test_unreachable_database_raises_instead_of_looking_empty(mod):
     assert DBPASS not in str(exc.value)
 
 
+class FlakyEndpoint(FakePhp):
+    """The database probe meets HAProxy without a writer for the first ``gone`` calls."""
+
+    def __init__(self, mod, gone, stderr, retcode=4, **kwargs):
+        super().__init__(mod, **kwargs)
+        self.gone, self.stderr, self.retcode = gone, stderr, retcode
+
+    def __call__(self, cmd, python_shell=None, **kwargs):
+        if cmd[1] == "-r" and cmd[2] == self.mod._DB_STATE_PHP and self.gone:
+            self.gone -= 1
+            self.calls.append({"cmd": cmd, **kwargs})
+            return {"retcode": self.retcode, "stdout": "", "stderr": self.stderr, "pid": 1}
+        return super().__call__(cmd, python_shell=python_shell, **kwargs)
+
+
+def test_db_state_waits_while_the_endpoint_has_no_writer(mod, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(mod.time, "sleep", sleeps.append)
+    php = FlakyEndpoint(mod, 2, recorded("db_state.gone-away.haproxy-no-writer.stderr"),
+                        db_version="2025100600.02")
+    mod.__salt__ = {"cmd.run_all": php}
+    state = mod.db_state("h", 3307, "moodle", "moodle", DBPASS, wait=30)
+    assert state["version"] == "2025100600.02"
+    assert len(php.calls) == 3 and sleeps == [2, 2]
+
+
+def test_db_state_without_wait_fails_on_the_first_gone_away(mod):
+    php = FlakyEndpoint(mod, 1, recorded("db_state.gone-away.haproxy-no-writer.stderr"))
+    mod.__salt__ = {"cmd.run_all": php}
+    with pytest.raises(CommandExecutionError, match="gone away"):
+        mod.db_state("h", 3307, "moodle", "moodle", DBPASS)
+    assert len(php.calls) == 1
+
+
+def test_db_state_gives_up_after_wait_and_says_how_long(mod, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(mod.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    php = FlakyEndpoint(mod, 100, recorded("db_state.gone-away.haproxy-no-writer.stderr"))
+    mod.__salt__ = {"cmd.run_all": php}
+    with pytest.raises(CommandExecutionError, match=r"after 6 tries in 10 s\): connect failed"):
+        mod.db_state("h", 3307, "moodle", "moodle", DBPASS, wait=10)
+
+
+def test_db_state_does_not_retry_a_refused_login(mod, monkeypatch):
+    monkeypatch.setattr(mod.time, "sleep", lambda s: pytest.fail("a refused login was retried"))
+    php = FlakyEndpoint(mod, 5, recorded("db_state.access-denied.mariadb-10.11.stderr"),
+                        retcode=2)
+    mod.__salt__ = {"cmd.run_all": php}
+    with pytest.raises(CommandExecutionError, match="Access denied"):
+        mod.db_state("h", 3307, "moodle", "moodle", DBPASS, wait=60)
+    assert len(php.calls) == 1
+
+
 # --- install / upgrade ---------------------------------------------------------------------
 
 def test_install_passes_admin_password_on_stdin_never_on_the_command_line(mod):
@@ -313,6 +367,15 @@ def test_installed_installs_an_empty_database_once_then_purges(mod):
     again = _installed(state)
     assert again["result"] is True and again["changes"] == {}
     assert php.scripts() == ["probe"]
+
+
+def test_installed_waits_for_a_load_balancer_that_has_no_writer_yet(mod, monkeypatch):
+    monkeypatch.setattr(mod.time, "sleep", lambda s: None)
+    php = FlakyEndpoint(mod, 3, recorded("db_state.gone-away.haproxy-no-writer.stderr"))
+    state = _state(mod, php, FakeFiles())
+    ret = _installed(state)
+    assert ret["result"] is True, ret["comment"]
+    assert php.scripts() == ["probe"] * 4 + ["install_database.php", "probe", "purge_caches.php"]
 
 
 def test_installed_keeps_the_passwords_out_of_its_options_repr(mod, monkeypatch):
