@@ -231,7 +231,7 @@ def db_conn(conf: dict, port: int):
     moodle = conf.get("moodle", {}).get("db", {})
     return pymysql.connect(
         host=conf["topology"]["vip"], port=port, user=moodle.get("user", "moodle"),
-        password=conf["secrets"]["moodle_db_password"], connect_timeout=1, read_timeout=2,
+        password=conf["secrets"]["moodle_db_password"].encode(), connect_timeout=1, read_timeout=2,
         write_timeout=2, autocommit=True,
     )
 

@@ -36,6 +36,7 @@ def topology(lab):
 
 @pytest.fixture(scope="session")
 def secrets(lab):
+    """The lab's secrets (str). PyMySQL encodes a str password as latin-1: pass it .encode()d."""
     return testkit.secrets()
 
 

@@ -18,7 +18,7 @@ PROBE = "moodle.mha_backup_probe"
 def _db(topology, secrets, port=3307, timeout=3):
     import pymysql
     return pymysql.connect(host=topology["vip"], port=port, user="moodle",
-                           password=secrets["moodle_db_password"], database="moodle",
+                           password=secrets["moodle_db_password"].encode(), database="moodle",
                            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
                            autocommit=True)
 

@@ -16,7 +16,7 @@ def _writer_host(vip, port, secrets, timeout=3):
     import pymysql
     try:
         conn = pymysql.connect(host=vip, port=port, user="moodle",
-                               password=secrets["moodle_db_password"], connect_timeout=timeout,
+                               password=secrets["moodle_db_password"].encode(), connect_timeout=timeout,
                                read_timeout=timeout)
     except pymysql.MySQLError:
         return None
@@ -116,7 +116,7 @@ def test_site_answers_with_one_app_hosts_apache_removed(deployed, lab_salt, topo
 def _write_row(vip, secrets, value):
     import pymysql
     conn = pymysql.connect(host=vip, port=3307, user="moodle", database="moodle",
-                           password=secrets["moodle_db_password"], connect_timeout=5,
+                           password=secrets["moodle_db_password"].encode(), connect_timeout=5,
                            autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -129,7 +129,7 @@ def _write_row(vip, secrets, value):
 def _rows(vip, secrets):
     import pymysql
     conn = pymysql.connect(host=vip, port=3307, user="moodle", database="moodle",
-                           password=secrets["moodle_db_password"], connect_timeout=5)
+                           password=secrets["moodle_db_password"].encode(), connect_timeout=5)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT v FROM it_outage")

@@ -31,7 +31,7 @@ def roles(lab):
 def _db_write(topology, secrets, note):
     import pymysql
     conn = pymysql.connect(host=topology["vip"], port=3307, user="moodle",
-                           password=secrets["moodle_db_password"], database="moodle",
+                           password=secrets["moodle_db_password"].encode(), database="moodle",
                            connect_timeout=2, read_timeout=2, autocommit=True)
     try:
         with conn.cursor() as cur:

@@ -166,6 +166,25 @@ def random_secret(length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+# Every lab secret carries the characters that option files, haproxy.cfg, PHP, shell and
+# systemd treat specially (quotes, `#`, spaces, backslashes, `$`, `%`, `:`, `;`) and non-ASCII,
+# so each lab deploy proves that every file delivers the exact secret (test_secrets.py reads
+# them back with the real parsers). keepalived's PASS string cannot carry whitespace, `#`,
+# `!`, quotes, backslashes or non-ASCII (validation refuses them) and keeps 8 characters.
+HARD_TAIL = " a#b'c\"d\\e$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
+KEEPALIVED_TAIL = "$%:;{}"
+
+
+def lab_secret(key: str) -> str:
+    """A random secret for KEY that contains what the formats under test find hard."""
+    if key == "keepalived_auth_pass":
+        return random_secret(2) + KEEPALIVED_TAIL
+    if key == "moodle_admin_password":
+        # Moodle's default password policy: upper, lower, digit and a non-alphanumeric.
+        return "Lab-" + random_secret(12) + "-1" + HARD_TAIL
+    return random_secret(12) + HARD_TAIL
+
+
 def pillar_files(topo: dict) -> None:
     """The lab pillar: the topology's pillar file, random secrets, the apt proxy."""
     import yaml
@@ -177,8 +196,8 @@ def pillar_files(topo: dict) -> None:
     example = yaml.safe_load(PILLAR_COPY.read_text())
     generated = {}
     for key in example["moodle_ha"].get("secrets", {}):
-        generated[key] = random_secret(8 if key == "keepalived_auth_pass" else 24)
-    generated["moodle_admin_password"] = "Lab-" + random_secret(16) + "-1"
+        generated[key] = lab_secret(key)
+    generated["moodle_admin_password"] = lab_secret("moodle_admin_password")
     fd = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(yaml_dump({"moodle_ha": {"secrets": generated}}))
