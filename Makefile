@@ -12,7 +12,7 @@ PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 
             { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static test-matrix test-garbd demo deploy info shell status down bench
+.PHONY: venv test test-static test-matrix test-garbd demo deploy info shell status add down bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
@@ -62,6 +62,11 @@ shell: venv
 
 status: venv
 	@$(LAB) status
+
+## Boot one more host into the running lab: make add HOST=moodle4 PILLAR=FILE (FILE: the
+## lab's topology plus HOST), then `make deploy`.
+add: venv
+	@$(LAB) add $(HOST) --pillar $(PILLAR)
 
 down: venv
 	@$(LAB) down

@@ -38,6 +38,7 @@ from .paths import (
     HOSTS_DIR,
     LAB_DIR,
     LOG_DIR,
+    PILLAR_COPY,
     PILLAR_DIR,
     RELEASES,
     SECRETS_FILE,
@@ -194,6 +195,44 @@ def cmd_up(args) -> int:
     for host, info in topo["hosts"].items():
         log(f"    {host:10} {info['ip']:15} roles={','.join(info['roles'])}")
     log(f"next: `make deploy` (or {LAB_PY} deploy); `make status`, `make down`")
+    return 0
+
+
+def cmd_add(args) -> int:
+    """Boot HOST into the running lab: the new topology comes from --pillar, which must keep
+    every current host with its IP and roles; the lab's secrets and the rest of its pillar stay
+    (the next `deploy` brings the host into the cluster)."""
+    if os.geteuid() != 0:
+        raise SystemExit("lab.py must run as root")
+    state = load_state()
+    if not (state.get("complete") and lab_running(state)):
+        raise SystemExit("the lab is not up: `lab.py up` first")
+    old, new = topology(), topology(Path(args.pillar))
+    if args.host in old["hosts"]:
+        raise SystemExit(f"{args.host} is already a lab host")
+    if args.host not in new["hosts"]:
+        raise SystemExit(f"{args.pillar}: no host {args.host} in moodle_ha:topology:hosts")
+    for key in ("subnet", "vip"):
+        if new[key] != old[key]:
+            raise SystemExit(f"{args.pillar}: topology:{key} {new[key]} differs from the lab's"
+                             f" {old[key]}")
+    changed = sorted(h for h, info in old["hosts"].items() if new["hosts"].get(h) != info)
+    extra = sorted(set(new["hosts"]) - set(old["hosts"]) - {args.host})
+    if changed or extra:
+        raise SystemExit(f"{args.pillar}: only {args.host} may differ from the lab's topology"
+                         f" (changed: {changed or '-'}, other new hosts: {extra or '-'})")
+    t_all = time.monotonic()
+    info = new["hosts"][args.host]
+    shutil.copy2(Path(args.pillar).resolve(), PILLAR_COPY)
+    state["pillar"] = str(Path(args.pillar).resolve())
+    with Step(f"boot {args.host} ({info['ip']}, roles={','.join(info['roles'])})"):
+        prepare_upper(args.host, info, new)
+        boot_host(args.host, Path(state["rootfs"]), state)
+        state["hosts"][args.host]["leader"] = wait_leader(args.host, state)
+        save_state(state)
+    with Step(f"wait for {args.host}'s minion to answer test.ping"):
+        saltctl.wait_minions([args.host])
+    log(f"{args.host} added in {time.monotonic() - t_all:.1f} s; next: `make deploy`")
     return 0
 
 
@@ -381,6 +420,11 @@ def main(argv: list[str] | None = None, doc: str = "") -> int:
     p.add_argument("--moodle-archive", help="use this Moodle .tgz instead of the fixture app")
     p.add_argument("--replace", action="store_true", help="tear down a running lab first")
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser("add", help="boot one more host (from a pillar with the new topology)")
+    p.add_argument("host")
+    p.add_argument("--pillar", metavar="FILE", required=True,
+                   help="pillar file: the lab's topology plus HOST (nothing else may differ)")
+    p.set_defaults(func=cmd_add)
     p = sub.add_parser("down", help="stop everything and remove the lab dir")
     p.add_argument("--force", action="store_true", help="also a lab started from another dir")
     p.set_defaults(func=cmd_down)
