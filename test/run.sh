@@ -19,10 +19,12 @@ echo "== unit, render and lint tests"
 [ "$status" -ne 0 ] && { echo "unit/render/lint tests failed ($status)"; exit "$status"; }
 
 # Tests that prove a release converges, re-runs clean, fails over, and backs up and restores
-# (mariabackup and its files differ between MariaDB 10.11 and 11.8).
+# (mariabackup and its files differ between MariaDB 10.11 and 11.8), and carries every secret
+# byte-exact (option-file parsing and the SST scripts differ too).
 SMOKE=(test/integration/test_deploy.py
        test/integration/test_failover.py::test_killing_the_active_writer_lets_3307_serve_from_a_backup
-       test/integration/test_backup.py)
+       test/integration/test_backup.py
+       test/integration/test_secrets.py)
 
 lab_suite() {  # $1: release, $2...: test paths (default: the whole suite)
   local rc=0 release=$1
