@@ -38,6 +38,18 @@ MINE_NAME = "moodle_ha_galera_position"
 POLL = 2.0
 # Seconds between the first join attempts of nodes, by name order.
 JOIN_STAGGER = 8.0
+# Seconds a running local server that cannot be queried (InnoDB open, no Primary peer) is
+# asked again before the state fails; it is never stopped.
+LOCAL_WAIT = 60.0
+# Seconds a peer's clustercheck may refuse its login while a brand-new cluster forms: its
+# bootstrap node creates the clustercheck account (users.sls) right after bootstrapping.
+# Anywhere else the account exists already (replicated), and a refusal fails at once.
+LOGIN_GRACE = 60.0
+LEGACY_FORCE = (
+    "galera:force_bootstrap_node is no longer honoured (a node name left in pillar would"
+    " bootstrap a second Primary component after a later partition or outage): remove it."
+    " To force a bootstrap, set galera:force_bootstrap: {node: <name>, seqno: <the seqno that"
+    " node recovered>} for the current outage only; the refusal message names the value")
 
 
 def __virtual__():
@@ -58,11 +70,12 @@ class _Member:
     service: str
     clustercheck_port: int
     replication_port: int
-    force_bootstrap_node: object
+    force_bootstrap: object
     position_max_age: float
     socket_path: str | None
     datadir: str | None
     user: str | None
+    discard_existing_schemas: bool = False
 
     @property
     def peers(self):
@@ -82,7 +95,44 @@ class _Member:
 
 
 def _local_state(m):
-    return __salt__["galera.local_state"](socket_path=m.socket_path)
+    st = __salt__["galera.local_state"](socket_path=m.socket_path)
+    if st.get("running") and not st.get("reachable"):
+        # Tells a server waiting for a Primary view (InnoDB closed) from a slow member.
+        st["innodb_open"] = __salt__["galera.innodb_open"](datadir=m.datadir)
+    return st
+
+
+def _existing_schemas(m):
+    """User schemas of a pre-existing non-Galera database here (none if discarding is allowed)."""
+    if m.discard_existing_schemas:
+        return []
+    return __salt__["galera.non_galera_schemas"](datadir=m.datadir)
+
+
+class _LoginWatch:
+    """
+    Fails once a peer's clustercheck has refused its login for ``grace`` seconds in a row:
+    the credentials are wrong, and no wait will make that peer look Primary.
+    """
+
+    def __init__(self, grace):
+        self.grace = grace
+        self.since = {}
+
+    def check(self, live):
+        now = time.monotonic()
+        refused = __salt__["galera.login_refused_peers"](live)
+        self.since = {p: self.since.get(p, now) for p in refused}
+        late = sorted(p for p in refused if now - self.since[p] >= self.grace)
+        if late:
+            during = f" for {self.grace:.0f} s" if self.grace else ""
+            raise CommandExecutionError(
+                f"the clustercheck of {', '.join(late)} cannot log in to its MariaDB server"
+                f" (HTTP 503 'clustercheck: login refused'{during}): the clustercheck"
+                " credentials (secrets:clustercheck_password) are refused there, so whether"
+                f" {', '.join(late)} is Primary cannot be read. Check that the password in"
+                " the clustercheck option file is exactly the account's (moodle_ha.galera"
+                " sets both from the pillar)")
 
 
 def _live(m):
@@ -115,8 +165,11 @@ def _publish(m):
                           stamp=True, **m.server)
 
 
-def _gather(m, test):
-    """Publish this node's position, then wait until every node's record is in the mine."""
+def _gather(m, test, live):
+    """
+    Publish this node's position, then wait until the records in the mine are enough to
+    decide (every node's, or the short-cuts of galera.decision_ready).
+    """
     if test:
         own = __salt__["galera.position"](recover=False, **m.server)
         positions = _mine_positions(m.names, m.position_max_age)
@@ -124,39 +177,32 @@ def _gather(m, test):
         return positions
     own = __salt__["galera.position"](**m.server)
     deadline = time.monotonic() + m.peer_wait
+    # Nobody knows yet whether the cluster is brand-new (its accounts not created yet).
+    watch = _LoginWatch(LOGIN_GRACE)
     while True:
         _publish(m)
         positions = _mine_positions(m.names, m.position_max_age)
         positions[m.name] = own
-        if all(positions[n] is not None for n in m.names):
+        if __salt__["galera.decision_ready"](m.name, m.names, positions, live,
+                                             force=m.force_bootstrap):
             return positions
         if time.monotonic() >= deadline:
             return positions
-        if any(v["primary"] for v in _live(m).values()):
+        live = _live(m)
+        watch.check(live)
+        if any(v["primary"] for v in live.values()):
             return positions
         time.sleep(POLL * 1.5)
 
 
-def _plan(m, local, live=None, positions=None):
+def _plan(m, local, live=None, positions=None, schemas=None):
     return __salt__["galera.member_plan"](m.name, m.names, m.bootstrap_node, local, live=live,
-                                          positions=positions,
-                                          force_node=m.force_bootstrap_node)
+                                          positions=positions, force=m.force_bootstrap,
+                                          existing_schemas=schemas)
 
 
 def _describe(positions):
-    if not positions:
-        return "a peer is Primary"
-    parts = []
-    for name in sorted(positions):
-        rec = positions[name]
-        if rec is None or rec.get("known") is False:
-            parts.append(f"{name}=unknown" + (f" ({rec.get('source')})" if rec else ""))
-        else:
-            flag = " safe_to_bootstrap" if rec.get("safe_to_bootstrap") else ""
-            run = " running" if rec.get("running") else ""
-            parts.append(f"{name}={rec.get('uuid')}:{rec.get('seqno')}"
-                         f" ({rec.get('source')}{run}{flag})")
-    return "; ".join(parts)
+    return __salt__["galera.describe_positions"](positions)
 
 
 # --------------------------------------------------------------------------- actions
@@ -205,20 +251,22 @@ def _wait_synced(m):
         f" state {st.get('local_state_comment')})")
 
 
-def _wait_primary_peer(m):
+def _wait_primary_peer(m, watch):
     deadline = time.monotonic() + m.timeout
     while True:
         _publish(m)
-        primaries = sorted(p for p, v in _live(m).items() if v["primary"])
+        live = _live(m)
+        primaries = sorted(p for p, v in live.items() if v["primary"])
         if primaries:
             return primaries
+        watch.check(live)
         if time.monotonic() >= deadline:
             raise CommandExecutionError(
                 f"no peer reached a Primary component within {m.timeout} s")
         time.sleep(POLL)
 
 
-def _wait_join_turn(m):
+def _wait_join_turn(m, watch):
     """
     One state transfer at a time: two joiners at once made the donor's view change time out
     under load and the bootstrap node fell to non-Primary (lab). Nodes start their checks
@@ -231,7 +279,9 @@ def _wait_join_turn(m):
     deadline = time.monotonic() + m.timeout
     while True:
         _publish(m)
-        busy = __salt__["galera.busy_peers"](_live(m))
+        live = _live(m)
+        watch.check(live)
+        busy = __salt__["galera.busy_peers"](live)
         if not busy:
             return
         if time.monotonic() >= deadline:
@@ -241,30 +291,53 @@ def _wait_join_turn(m):
         time.sleep(POLL)
 
 
+def _not_provably_outside(m, local, what):
+    raise CommandExecutionError(
+        f"would {what}, but the local server runs and nothing proves it is outside a Primary"
+        f" component ({local.get('error') or local.get('cluster_status') or 'no answer'}):"
+        " not stopping it")
+
+
+def _clear_gvwstate(m, changes):
+    """Move an empty or corrupt gvwstate.dat aside before a start (codership/galera#354)."""
+    moved = __salt__["galera.clear_bad_gvwstate"](datadir=m.datadir)
+    if moved:
+        changes["gvwstate"] = {"old": f"{moved['path']} ({moved['problem']})",
+                               "new": f"moved to {moved['moved_to']}"}
+
+
 def _join(m, local, why):
     """Start (or restart) the server into the Primary component; return (changes, comment)."""
     t0 = time.monotonic()
+    changes = {}
     if local["running"]:
+        if __salt__["galera.outside_primary"](local) is None:
+            _not_provably_outside(m, local, "restart it to join")
         _systemctl("restart", m.service, m.timeout)
         verb = "restarted to join"
     else:
+        _clear_gvwstate(m, changes)
         _systemctl("start", m.service, m.timeout)
         verb = "started and joined"
     st = _wait_synced(m)
-    changes = {"galera": {"old": local.get("local_state_comment") or "stopped",
-                          "new": f"{verb} ({why}), Synced, cluster size {st['cluster_size']}"}}
+    changes["galera"] = {"old": local.get("local_state_comment") or "stopped",
+                         "new": f"{verb} ({why}), Synced, cluster size {st['cluster_size']}"}
     return changes, f"{verb}; Synced {time.monotonic() - t0:.0f} s after the start command"
 
 
 def _bootstrap(m, local, why):
     """Start a new Primary component from this node; return (changes, comment)."""
     how = "galera_new_cluster"
+    changes = {}
     if local["running"]:
         # A server left in a non-Primary component is stopped (its position is then in
         # grastate.dat) rather than bootstrapped in place with pc.bootstrap=YES: in the lab
         # that kept a donor aborted earlier stuck in Donor/Desynced.
+        if __salt__["galera.outside_primary"](local) is None:
+            _not_provably_outside(m, local, "stop it and bootstrap")
         _stop_server(m, local)
         how = "stopped the non-Primary server, galera_new_cluster"
+    _clear_gvwstate(m, changes)
     gra = __salt__["galera.grastate"](datadir=m.datadir)
     if gra is not None and not gra.get("safe_to_bootstrap"):
         __salt__["galera.set_safe_to_bootstrap"](datadir=m.datadir)
@@ -272,10 +345,14 @@ def _bootstrap(m, local, why):
     if res["retcode"] != 0:
         raise CommandExecutionError(f"galera_new_cluster failed: {res['stderr'].strip()}")
     st = _wait_synced(m)
-    changes = {"galera": {"old": local.get("local_state_comment") or "stopped",
-                          "new": f"bootstrapped a new Primary component ({how}; {why})",
-                          "cluster_size": st["cluster_size"]}}
-    return changes, f"Bootstrapped: {why}"
+    changes["galera"] = {"old": local.get("local_state_comment") or "stopped",
+                         "new": f"bootstrapped a new Primary component ({how}; {why})",
+                         "cluster_size": st["cluster_size"]}
+    comment = f"Bootstrapped: {why}"
+    if m.force_bootstrap is not None:
+        comment += (". Remove galera:force_bootstrap from the pillar now: it was for this"
+                    " outage only")
+    return changes, comment
 
 
 def _done(ret, changes, comment):
@@ -306,7 +383,7 @@ def _carry_out(ret, m, plan, local, positions):
     summary = _describe(positions)
     log.info("galera plan for %s: %s [%s]", m.name, plan, summary)
     if action == "refuse":
-        ret["comment"] = f"Refusing: {plan['reason']} [{summary}]"
+        ret["comment"] = f"Refusing: {plan['reason']}" + (f" [{summary}]" if positions else "")
         return ret
     if action == "none":
         ret.update(result=True, comment=plan["reason"])
@@ -320,10 +397,37 @@ def _carry_out(ret, m, plan, local, positions):
         return ret
     if action == "bootstrap":
         return _done(ret, *_bootstrap(m, local, f"{plan['reason']} [{summary}]"))
+    # While a brand-new cluster forms, its bootstrap node creates the clustercheck account
+    # only after it bootstrapped: a refused login is expected for a few seconds then.
+    brand_new = bool(positions) and not any(
+        __salt__["galera.has_data"](p) for p in positions.values() if p)
+    watch = _LoginWatch(LOGIN_GRACE if brand_new else 0)
     if action == "wait":
-        _wait_primary_peer(m)
-    _wait_join_turn(m)
+        _wait_primary_peer(m, watch)
+    _wait_join_turn(m, watch)
     return _done(ret, *_join(m, local, plan["reason"]))
+
+
+def _probe(m, local, schemas):
+    """Plan with the peers' liveness; a local server that cannot be queried is asked again."""
+    live = _live(m)
+    plan = _plan(m, local, live, schemas=schemas)
+    deadline = time.monotonic() + LOCAL_WAIT
+    while plan["action"] == "unreachable":
+        if __opts__["test"]:
+            return local, live, plan
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"{plan['reason']}. Still not answering after {LOCAL_WAIT:.0f} s: look at"
+                f" `journalctl -u {m.service}` and SHOW PROCESSLIST; if it is hung, stop it"
+                " yourself, then apply again")
+        time.sleep(POLL)
+        local = _local_state(m)
+        plan = _plan(m, local)
+        if plan["action"] == "probe":
+            live = _live(m)
+            plan = _plan(m, local, live, schemas=schemas)
+    return local, live, plan
 
 
 def cluster_member(
@@ -335,7 +439,9 @@ def cluster_member(
     service="mariadb",
     clustercheck_port=9200,
     replication_port=4567,
+    force_bootstrap=None,
     force_bootstrap_node=None,
+    discard_existing_schemas=False,
     position_max_age=60,
     socket_path=None,
     datadir=None,
@@ -360,9 +466,18 @@ def cluster_member(
         The server's systemd unit.
     clustercheck_port, replication_port
         Where peers are probed (clustercheck body and Galera replication port).
+    force_bootstrap
+        Operator override for one outage: ``{node: <name>, seqno: <its recovered seqno>}``
+        (``uuid`` optional). That node bootstraps although other positions are unknown,
+        only while no other galera node is reachable at all (clustercheck and replication
+        port silent) and only when the seqno is the one it recovers now; never while a
+        Primary component is visible. A stale value is refused with the value it would need.
     force_bootstrap_node
-        Operator override: bootstrap this node even if peers' positions are unknown
-        (never while a Primary component is visible).
+        Retired (a bare name had no expiry): any value other than None fails the state.
+    discard_existing_schemas
+        False: a node whose datadir holds a database that is not part of any Galera cluster
+        (no grastate.dat or the zero uuid, and user schemas) refuses to join, since the
+        join's SST would replace it. True: join and discard it.
     position_max_age
         Mine records older than this many seconds count as unknown. Waiting nodes
         republish every few seconds, so this only has to exceed the poll interval plus
@@ -375,22 +490,34 @@ def cluster_member(
     Already Primary and Synced: no change. A Primary peer exists: start (or restart) the
     server to join it. No Primary anywhere: bootstrap only the node
     :py:func:`galera.bootstrap_decision <_modules.galera.bootstrap_decision>` chooses
-    (brand-new: ``bootstrap_node``; after an outage: the highest recovered seqno); the
-    others wait for its Primary component and join. Unknown positions: refuse.
+    (brand-new: ``bootstrap_node``; after an outage: the highest recovered seqno, or the
+    only node marked safe_to_bootstrap); the others wait for its Primary component and
+    join. Unknown positions: refuse. A running local server is stopped only when it is
+    provably outside any Primary component; one that cannot be queried is asked again for
+    ``LOCAL_WAIT`` seconds, then the state fails.
     """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    if force_bootstrap_node is not None:
+        ret["comment"] = LEGACY_FORCE
+        return ret
     m = _Member(name=name, nodes=nodes, bootstrap_node=bootstrap_node, timeout=timeout,
                 peer_wait=peer_wait, service=service, clustercheck_port=clustercheck_port,
-                replication_port=replication_port, force_bootstrap_node=force_bootstrap_node,
+                replication_port=replication_port, force_bootstrap=force_bootstrap,
                 position_max_age=position_max_age, socket_path=socket_path, datadir=datadir,
-                user=user)
-    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+                user=user, discard_existing_schemas=bool(discard_existing_schemas))
     try:
         # Each fact is fetched only when the plan asks for it: a Synced member probes no
         # peer, and positions are gathered only when no Primary component is visible.
         local = _local_state(m)
         plan = _plan(m, local)
+        live, schemas = {}, []
         if plan["action"] == "probe":
-            plan = _plan(m, local, _live(m))
+            schemas = _existing_schemas(m)
+            local, live, plan = _probe(m, local, schemas)
+        if plan["action"] == "unreachable":  # test=True only
+            ret.update(result=None, comment=(
+                f"{plan['reason']}; would ask it again for {LOCAL_WAIT:.0f} s, then fail"))
+            return ret
         if plan["stop"]:
             if __opts__["test"]:
                 ret.update(result=None, changes={"galera": {"stop": plan["stop"]}}, comment=(
@@ -401,8 +528,8 @@ def cluster_member(
             local = _local_state(m)
         positions = {}
         if plan["action"] == "gather":
-            positions = _gather(m, __opts__["test"])
-            plan = _plan(m, local, _live(m), positions)
+            positions = _gather(m, __opts__["test"], live)
+            plan = _plan(m, local, _live(m), positions, schemas=schemas)
         return _carry_out(ret, m, plan, local, positions)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)

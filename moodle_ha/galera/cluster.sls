@@ -2,7 +2,9 @@
 # vim: ft=sls
 {#- Membership: already Synced -> nothing; a Primary peer -> join; none -> the node the
     galera module's bootstrap_decision picks bootstraps (brand-new: galera:bootstrap_node;
-    after an outage: highest recovered seqno), the others wait and join; unknown -> refuse. #}
+    after an outage: highest recovered seqno, or the only node marked safe_to_bootstrap),
+    the others wait and join; unknown -> refuse. A datadir with a non-Galera database is
+    never overwritten by a join unless galera:discard_existing_schemas. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- set galera = moodle_ha.galera %}
@@ -32,7 +34,9 @@ moodle_ha-galera-cluster-member:
     - timeout: {{ galera.sync_timeout }}
     - peer_wait: {{ galera.peer_wait }}
     - position_max_age: {{ galera.position_max_age }}
+    - force_bootstrap: {{ galera.force_bootstrap | json }}
     - force_bootstrap_node: {{ galera.force_bootstrap_node | json }}
+    - discard_existing_schemas: {{ galera.discard_existing_schemas | json }}
     - service: {{ moodle_ha.services.galera }}
     - clustercheck_port: {{ galera.clustercheck.port }}
     - replication_port: {{ galera.replication_port }}

@@ -8,6 +8,7 @@ fakes.
 """
 
 import sys
+import time
 
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -46,7 +47,20 @@ def fresh():
 
 
 def down(*peers):
+    """Peers whose clustercheck answers "mysqld: down" (the host is up, MariaDB is not)."""
     return {p: {"primary": False, "port_open": False} for p in peers}
+
+
+def gone(*peers):
+    """Peers where nothing answers at all: neither clustercheck nor the replication port."""
+    return {p: {"primary": None, "port_open": False, "code": None, "login_refused": False}
+            for p in peers}
+
+
+def refusing():
+    """A Galera peer whose clustercheck cannot log in to its server (wrong credentials)."""
+    return {"primary": None, "port_open": True, "code": 503, "state": None,
+            "login_refused": True}
 
 
 def prim():
@@ -164,9 +178,10 @@ def test_live_primary_component_means_join_never_bootstrap():
     assert result["action"] == "join" and result["node"] == "moodle2"
 
 
-def test_live_primary_component_wins_over_force_bootstrap_node():
+def test_live_primary_component_wins_over_force_bootstrap():
     live = {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
-    result = decide("moodle1", {n: None for n in NODES}, live, force="moodle1")
+    result = decide("moodle1", {n: None for n in NODES}, live,
+                    force={"node": "moodle1", "seqno": 12})
     assert result["action"] == "join"
 
 
@@ -231,15 +246,70 @@ def test_unknown_positions_refuse_even_for_a_brand_new_looking_node():
     assert decide("moodle1", positions)["action"] == "refuse"
 
 
-def test_force_bootstrap_node_overrides_unknown_positions():
+def test_force_bootstrap_overrides_unknown_positions_when_no_peer_is_reachable():
     positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
-    assert decide("moodle2", positions, force="moodle2")["action"] == "bootstrap"
-    result = decide("moodle1", positions, force="moodle2")
-    assert result["action"] == "wait" and result["node"] == "moodle2"
+    result = decide("moodle1", positions, gone("moodle2", "moodle3"),
+                    force={"node": "moodle1", "seqno": 12})
+    assert result["action"] == "bootstrap" and result["node"] == "moodle1"
+    # it prints the positions it overrode
+    assert "overriding the positions" in result["reason"]
+    assert f"moodle1={UUID}:12" in result["reason"] and "moodle2=unknown" in result["reason"]
 
 
-def test_force_bootstrap_node_must_be_a_galera_node():
-    assert decide("moodle1", {n: None for n in NODES}, force="lb1")["action"] == "refuse"
+def test_force_bootstrap_with_the_uuid_must_match_it_too():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
+    live = gone("moodle2", "moodle3")
+    ok = decide("moodle1", positions, live, force={"node": "moodle1", "seqno": 12, "uuid": UUID})
+    assert ok["action"] == "bootstrap"
+    other = decide("moodle1", positions, live,
+                   force={"node": "moodle1", "seqno": 12, "uuid": OTHER_UUID})
+    assert other["action"] == "refuse" and "does not match" in other["reason"]
+
+
+def test_force_bootstrap_is_refused_while_any_peer_answers_even_not_primary():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
+    live = {"moodle2": dict(down("moodle2")["moodle2"], code=503),
+            "moodle3": {"primary": None, "port_open": True, "code": None}}
+    result = decide("moodle1", positions, live, force={"node": "moodle1", "seqno": 12})
+    assert result["action"] == "refuse"
+    assert "moodle2 (clustercheck answers)" in result["reason"]
+    assert "moodle3 (replication port open)" in result["reason"]
+
+
+def test_stale_force_bootstrap_is_refused_with_the_value_it_would_need_now():
+    # Left in pillar from an earlier outage: the node has committed since.
+    positions = {"moodle1": pos(15), "moodle2": None, "moodle3": None}
+    result = decide("moodle1", positions, gone("moodle2", "moodle3"),
+                    force={"node": "moodle1", "seqno": 12})
+    assert result["action"] == "refuse"
+    assert "does not match this outage" in result["reason"]
+    assert f"moodle1 is now at {UUID}:15" in result["reason"]
+    assert "galera:force_bootstrap: {node: moodle1, seqno: 15}" in result["reason"]
+
+
+def test_old_style_force_bootstrap_node_name_is_refused_with_the_new_form():
+    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
+    result = decide("moodle1", positions, gone("moodle2", "moodle3"), force="moodle1")
+    assert result["action"] == "refuse" and "bare node name" in result["reason"]
+    assert "galera:force_bootstrap: {node: moodle1, seqno: 12}" in result["reason"]
+
+
+def test_force_bootstrap_naming_another_node_is_not_honoured_here():
+    positions = {"moodle1": None, "moodle2": pos(12), "moodle3": None}
+    result = decide("moodle2", positions, gone("moodle1", "moodle3"),
+                    force={"node": "moodle1", "seqno": 12})
+    assert result["action"] == "refuse" and "apply the state on moodle1" in result["reason"]
+
+
+def test_force_bootstrap_must_name_a_galera_node_and_an_integer_seqno():
+    live = gone("moodle2", "moodle3")
+    bad_node = decide("moodle1", {n: None for n in NODES}, live,
+                      force={"node": "lb1", "seqno": 1})
+    assert bad_node["action"] == "refuse" and "not a galera node" in bad_node["reason"]
+    for seqno in ("12", True, None):
+        bad = decide("moodle1", {"moodle1": pos(12), "moodle2": None, "moodle3": None}, live,
+                     force={"node": "moodle1", "seqno": seqno})
+        assert bad["action"] == "refuse" and "integer seqno" in bad["reason"]
 
 
 def test_different_cluster_histories_refuse():
@@ -295,11 +365,17 @@ def non_primary():
 
 def hung():
     """Running, not answering: starting, in a state transfer, or waiting for a Primary view."""
-    return dict(stopped(), running=True)
+    return dict(stopped(), running=True, innodb_open=False)
 
 
-def plan(local, live=None, positions=None, me="moodle1", force=None):
-    return galera.member_plan(me, NODES, "moodle1", local, live, positions, force)
+def slow():
+    """Running with InnoDB open but not answering in time: e.g. the last node under a DDL."""
+    return dict(stopped(), running=True, innodb_open=True,
+                error="galera: query failed: ERROR 2013 (HY000): Lost connection to server")
+
+
+def plan(local, live=None, positions=None, me="moodle1", force=None, schemas=None):
+    return galera.member_plan(me, NODES, "moodle1", local, live, positions, force, schemas)
 
 
 def with_primary_peer():
@@ -358,10 +434,14 @@ def test_plan_standalone_server_is_stopped_before_the_positions_are_gathered():
 
 
 def test_plan_server_outside_any_primary_component_is_stopped_before_gathering():
-    for local in (non_primary(), hung()):
-        result = plan(local, down("moodle2", "moodle3"))
-        assert result["action"] == "gather"
-        assert result["stop"] == "server outside any Primary component"
+    result = plan(non_primary(), down("moodle2", "moodle3"))
+    assert result["action"] == "gather"
+    assert result["stop"] == (
+        "server outside any Primary component (wsrep_cluster_status non-Primary)")
+    result = plan(hung(), down("moodle2", "moodle3"))
+    assert result["action"] == "gather"
+    assert result["stop"] == (
+        "server waiting for a Primary view (not answering, InnoDB not open)")
 
 
 def test_plan_with_positions_bootstraps_the_most_advanced_node():
@@ -383,10 +463,10 @@ def test_plan_with_an_unknown_position_refuses():
     assert result["action"] == "refuse" and "moodle2" in result["reason"]
 
 
-def test_plan_with_positions_follows_a_forced_bootstrap_node():
-    positions = {"moodle1": pos(12), "moodle2": None, "moodle3": None}
-    result = plan(stopped(), down("moodle1", "moodle3"), positions, me="moodle2",
-                  force="moodle2")
+def test_plan_with_positions_follows_a_forced_bootstrap():
+    positions = {"moodle1": None, "moodle2": pos(12), "moodle3": None}
+    result = plan(stopped(), gone("moodle1", "moodle3"), positions, me="moodle2",
+                  force={"node": "moodle2", "seqno": 12})
     assert result["action"] == "bootstrap"
 
 
@@ -552,6 +632,10 @@ class Fake:
         self.commands = []
         self.sent = []
         self.innodb_open = True
+        # what galera.non_galera_schemas finds in the datadir
+        self.schemas = []
+        # what galera.clear_bad_gvwstate moved aside, if anything
+        self.gvwstate = None
         # (function, keyword arguments) of every call that locates the local server
         self.server_calls = []
 
@@ -584,6 +668,15 @@ class Fake:
             called("set_safe_to_bootstrap", datadir=datadir)
             self.commands.append(["mark-safe"])
 
+        def non_galera_schemas(datadir):
+            called("non_galera_schemas", datadir=datadir)
+            return list(self.schemas)
+
+        def clear_bad_gvwstate(datadir):
+            called("clear_bad_gvwstate", datadir=datadir)
+            self.commands.append(["clear-bad-gvwstate"])
+            return self.gvwstate
+
         def run_all(cmd, python_shell=None, **kwargs):
             assert python_shell is False
             self.commands.append(cmd)
@@ -602,6 +695,13 @@ class Fake:
             "galera.is_running": lambda: False,
             "galera.grastate": grastate,
             "galera.set_safe_to_bootstrap": set_safe_to_bootstrap,
+            "galera.non_galera_schemas": non_galera_schemas,
+            "galera.clear_bad_gvwstate": clear_bad_gvwstate,
+            "galera.decision_ready": galera.decision_ready,
+            "galera.describe_positions": galera.describe_positions,
+            "galera.outside_primary": galera.outside_primary,
+            "galera.login_refused_peers": galera.login_refused_peers,
+            "galera.has_data": galera.has_data,
             "mine.get": lambda tgt, fun, tgt_type=None: dict(self.mine),
             "mine.send": send,
             "cmd.run_all": run_all,
@@ -614,8 +714,8 @@ def run_state(fake, monkeypatch, name="moodle1", test=False, **kwargs):
     monkeypatch.setattr(galera_state, "POLL", 0)
     monkeypatch.setattr(galera_state, "JOIN_STAGGER", 0)
     monkeypatch.setattr(galera_state.time, "time", lambda: 1000.0)
-    return galera_state.cluster_member(name, NODE_IPS, "moodle1", timeout=1, peer_wait=0,
-                                       **kwargs)
+    kwargs = {"timeout": 1, "peer_wait": 0, **kwargs}
+    return galera_state.cluster_member(name, NODE_IPS, "moodle1", **kwargs)
 
 
 def recent(rec):
@@ -707,7 +807,7 @@ def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
 
 
 def test_state_running_non_primary_chosen_node_is_stopped_then_bootstrapped(monkeypatch):
-    fake = Fake([non_primary(), synced(1)], own=pos(12, running=True, source="status"),
+    fake = Fake([non_primary(), stopped(), synced(1)], own=pos(12, running=True, source="status"),
                 mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
     ret = run_state(fake, monkeypatch)
     assert ret["result"] is True, ret["comment"]
@@ -724,7 +824,7 @@ def test_state_locates_the_server_with_the_socket_datadir_and_user_it_is_given(m
     assert ret["result"] is True, ret["comment"]
     assert {fun for fun, _ in fake.server_calls} == {
         "local_state", "position", "mine.send", "innodb_open", "grastate",
-        "set_safe_to_bootstrap"}
+        "set_safe_to_bootstrap", "non_galera_schemas", "clear_bad_gvwstate"}
     for fun, kwargs in fake.server_calls:
         assert kwargs, fun
         for key, value in kwargs.items():
@@ -746,6 +846,479 @@ def test_state_waits_for_synced_when_already_in_the_primary_component(monkeypatc
     assert ret["result"] is True and ret["comment"] == "moodle1 reached Synced (size 3)"
     assert fake.commands == [] and fake.sent == []
 
+
+
+# --------------------------------------------------------------------------- existing database
+#
+# A MariaDB installed and used before the formula: no grastate.dat (or the zero uuid) and user
+# schemas in the datadir. A join replaces the datadir by SST; the formula must not do that.
+
+
+def make_datadir(root, grastate_text=None):
+    """A datadir as mariadb-install-db leaves it, plus two user schemas and server dirs."""
+    for schema, files in {
+        "mysql": ["db.opt", "user.frm", "innodb_table_stats.ibd"],
+        "performance_schema": ["db.opt"],
+        "sys": ["db.opt", "sys_config.frm"],
+        "test": ["db.opt"],
+        "shop@002ddata": ["orders.frm", "orders.ibd"],  # the schema `shop-data`
+        "legacy_app": ["db.opt"],
+        "#innodb_temp": ["temp_1.ibt"],
+        "#innodb_redo": ["ib_redo1"],
+        "#mysql50#old-name": ["db.opt"],
+        "lost+found": [],
+        "not_a_schema": ["notes.txt"],
+    }.items():
+        (root / schema).mkdir()
+        for name in files:
+            (root / schema / name).write_text("")
+    for name in ("ibdata1", "ib_logfile0", "aria_log.00000001"):
+        (root / name).write_text("")
+    if grastate_text is not None:
+        (root / "grastate.dat").write_text(grastate_text)
+    return root
+
+
+def test_user_schemas_are_found_in_the_datadir_without_a_server(mod, tmp_path):
+    make_datadir(tmp_path)
+    assert mod.schemas_in_datadir(str(tmp_path)) == ["legacy_app", "shop-data"]
+
+
+def test_a_datadir_without_galera_state_holds_a_non_galera_database(mod, tmp_path):
+    make_datadir(tmp_path)
+    assert mod.non_galera_schemas(str(tmp_path)) == ["legacy_app", "shop-data"]
+    zero = data("grastate-crashed").replace(
+        mod.parse_grastate(data("grastate-crashed"))["uuid"], ZERO)
+    (tmp_path / "grastate.dat").write_text(zero)
+    assert mod.non_galera_schemas(str(tmp_path)) == ["legacy_app", "shop-data"]
+
+
+def test_a_datadir_with_cluster_history_is_a_galera_member_whatever_its_schemas(mod, tmp_path):
+    make_datadir(tmp_path, data("grastate-crashed"))
+    assert mod.non_galera_schemas(str(tmp_path)) == []
+
+
+def test_a_fresh_package_datadir_has_no_user_schema(mod, tmp_path):
+    for schema in ("mysql", "performance_schema", "sys"):
+        (tmp_path / schema).mkdir()
+        (tmp_path / schema / "db.opt").write_text("")
+    assert mod.non_galera_schemas(str(tmp_path)) == []
+    assert mod.non_galera_schemas(str(tmp_path / "missing")) == []
+
+
+def test_plan_refuses_to_join_over_existing_schemas_and_names_them():
+    result = plan(standalone(), with_primary_peer(), schemas=["legacy_app", "shop-data"])
+    assert result["action"] == "refuse" and result["stop"] is None
+    assert "legacy_app, shop-data" in result["reason"]
+    assert "galera:discard_existing_schemas: true" in result["reason"]
+
+
+def test_plan_refuses_before_any_stop_when_another_node_would_bootstrap():
+    result = plan(standalone(), down("moodle1", "moodle3"), me="moodle2", schemas=["legacy_app"])
+    assert result["action"] == "refuse" and result["stop"] is None
+
+
+def test_plan_designated_node_with_existing_schemas_may_bootstrap_keeping_them():
+    # A bootstrap keeps the datadir: the existing database becomes the cluster's.
+    result = plan(standalone(), down("moodle2", "moodle3"), schemas=["legacy_app"])
+    assert result["action"] == "gather"
+    positions = {n: fresh() for n in NODES}
+    final = plan(stopped(), down("moodle2", "moodle3"), positions, schemas=["legacy_app"])
+    assert final["action"] == "bootstrap"
+
+
+def test_plan_after_gathering_never_waits_to_join_over_existing_schemas():
+    positions = {"moodle1": fresh(), "moodle2": pos(3), "moodle3": pos(4)}
+    result = plan(stopped(), down("moodle2", "moodle3"), positions, schemas=["legacy_app"])
+    assert result["action"] == "refuse" and "legacy_app" in result["reason"]
+
+
+def test_state_refuses_to_join_over_existing_schemas_and_touches_nothing(monkeypatch):
+    fake = Fake(standalone(), live={"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]})
+    fake.schemas = ["legacy_app"]
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is False
+    assert ret["comment"].startswith("Refusing: moodle1's datadir holds a database")
+    assert "legacy_app" in ret["comment"]
+    assert fake.commands == [] and ret["changes"] == {}
+
+
+def test_state_discards_existing_schemas_when_the_pillar_allows_it(monkeypatch):
+    fake = Fake([standalone(), stopped(), synced()],
+                live={"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]})
+    fake.schemas = ["legacy_app"]
+    ret = run_state(fake, monkeypatch, discard_existing_schemas=True)
+    assert ret["result"] is True, ret["comment"]
+    assert ["systemctl", "start", "mariadb"] in fake.commands
+    assert "non_galera_schemas" not in {fun for fun, _ in fake.server_calls}
+
+
+# --------------------------------------------------------------------------- force_bootstrap
+
+
+def test_state_fails_at_once_on_the_retired_force_bootstrap_node(monkeypatch):
+    fake = Fake(synced())
+    ret = run_state(fake, monkeypatch, force_bootstrap_node="moodle1")
+    assert ret["result"] is False
+    assert "galera:force_bootstrap_node is no longer honoured" in ret["comment"]
+    assert "galera:force_bootstrap: {node:" in ret["comment"]
+    assert fake.commands == [] and fake.server_calls == []
+
+
+def test_state_forced_bootstrap_prints_what_it_overrode_and_says_to_remove_it(monkeypatch):
+    fake = Fake([stopped(), stopped(), synced(1)], own=pos(12), live=gone("moodle2", "moodle3"))
+    ret = run_state(fake, monkeypatch, force_bootstrap={"node": "moodle1", "seqno": 12})
+    assert ret["result"] is True, ret["comment"]
+    assert ["galera_new_cluster"] in fake.commands
+    assert "moodle2=unknown" in ret["comment"] and f"moodle1={UUID}:12" in ret["comment"]
+    assert "Remove galera:force_bootstrap from the pillar now" in ret["comment"]
+
+
+def test_state_refuses_a_stale_force_bootstrap_and_touches_nothing(monkeypatch):
+    fake = Fake(stopped(), own=pos(15), live=gone("moodle2", "moodle3"))
+    ret = run_state(fake, monkeypatch, force_bootstrap={"node": "moodle1", "seqno": 12})
+    assert ret["result"] is False and "does not match this outage" in ret["comment"]
+    assert fake.commands == []
+
+
+def test_decision_ready_when_all_known_or_a_short_cut_applies():
+    ready = galera.decision_ready
+    assert ready("moodle1", NODES, {n: pos(3) for n in NODES}, {})
+    assert not ready("moodle1", NODES, {"moodle1": pos(3), "moodle2": None, "moodle3": None}, {})
+    force = {"node": "moodle1", "seqno": 3}
+    assert ready("moodle1", NODES, {"moodle1": pos(3), "moodle2": None, "moodle3": None},
+                 gone("moodle2", "moodle3"), force)
+    assert not ready("moodle1", NODES, {"moodle1": pos(3), "moodle2": None, "moodle3": None},
+                     down("moodle2", "moodle3"), force)
+
+
+# --------------------------------------------------------------------------- never stop a slow node
+
+
+def test_plan_never_stops_a_server_that_cannot_be_queried_with_innodb_open():
+    result = plan(slow(), down("moodle2", "moodle3"))
+    assert result["action"] == "unreachable" and result["stop"] is None
+    assert "Lost connection" in result["reason"] and "not stopped" in result["reason"]
+
+
+def test_outside_primary_needs_a_proof():
+    assert galera.outside_primary(stopped()) is None
+    assert galera.outside_primary(synced()) is None
+    assert galera.outside_primary(slow()) is None
+    assert galera.outside_primary(dict(slow(), innodb_open=None)) is None
+    assert galera.outside_primary(dict(synced(), cluster_status=None)) is None
+    assert galera.outside_primary(non_primary()).startswith("server outside")
+    assert galera.outside_primary(standalone()) == "standalone server started by the package"
+    assert galera.outside_primary(hung()).startswith("server waiting for a Primary view")
+
+
+def test_state_fails_without_stopping_a_slow_last_node(monkeypatch):
+    monkeypatch.setattr(galera_state, "LOCAL_WAIT", 0)
+    fake = Fake(slow(), own=pos(12),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is False
+    assert "cannot be queried" in ret["comment"] and "it is not stopped" in ret["comment"]
+    assert "journalctl -u mariadb" in ret["comment"]
+    assert fake.commands == [] and ret["changes"] == {}
+
+
+def test_state_asks_a_slow_server_again_and_goes_on_once_it_answers(monkeypatch):
+    monkeypatch.setattr(galera_state, "LOCAL_WAIT", 30)
+    fake = Fake([slow(), slow(), synced()])
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True and "Primary and Synced" in ret["comment"]
+    assert fake.commands == []
+
+
+def test_state_test_mode_reports_a_slow_server_without_waiting(monkeypatch):
+    fake = Fake(slow())
+    ret = run_state(fake, monkeypatch, test=True)
+    assert ret["result"] is None and "would ask it again" in ret["comment"]
+
+
+# --------------------------------------------------------------------------- recovery edge cases
+#
+# Outputs that could not be recorded here are named *.from-source.*: their text comes from
+# MariaDB server sources (sql/handler.cc ha_recover() and xarecover_handlerton() for "Found N
+# prepared transactions!", sql/log.cc TC_LOG::using_heuristic_recover() for the rollback run)
+# around the start of the recorded wsrep-recover-after-kill log; gvwstate.dat in the format of
+# codership/galera gcomm/src/view.cpp (ViewState::write_stream). The pattern for prepared
+# transactions is the one of ClusterLabs resource-agents heartbeat/galera(.in).
+
+
+def test_prepared_transactions_are_read_from_a_failed_recovery_log():
+    assert galera.parse_prepared_xa(data("wsrep-recover-prepared-xa")) == 1
+    assert galera.parse_recovered_position(data("wsrep-recover-prepared-xa")) is None
+    assert galera.parse_prepared_xa(data("wsrep-recover-after-kill")) is None
+
+
+def recovery_runs(mod, outputs):
+    calls = []
+
+    def run_all(cmd, python_shell=None, **kwargs):
+        assert python_shell is False
+        calls.append(cmd)
+        return {"retcode": 1 if "Aborting" in outputs[len(calls) - 1] else 0,
+                "stdout": "", "stderr": outputs[len(calls) - 1]}
+
+    mod.__salt__["cmd.run_all"] = run_all
+    return calls
+
+
+def test_recover_position_rolls_back_prepared_transactions_then_recovers_again(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    calls = recovery_runs(mod, [data("wsrep-recover-prepared-xa"),
+                                data("wsrep-recover-tc-heuristic-rollback"),
+                                data("wsrep-recover-after-kill")])
+    found = mod.recover_position()
+    expected = mod.parse_recovered_position(data("wsrep-recover-after-kill"))
+    assert found == dict(expected, rolled_back=1)
+    assert len(calls) == 3
+    assert "--tc-heuristic-recover=rollback" in calls[1] and "--wsrep-recover" in calls[1]
+    assert "--tc-heuristic-recover=rollback" not in calls[0] + calls[2]
+
+
+def test_recover_position_fails_clearly_when_the_rollback_does_not_help(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    recovery_runs(mod, [data("wsrep-recover-prepared-xa"),
+                        data("wsrep-recover-tc-heuristic-rollback"),
+                        data("wsrep-recover-prepared-xa")])
+    with pytest.raises(CommandExecutionError, match="after rolling back 1 prepared"):
+        mod.recover_position()
+
+
+def test_recover_position_without_prepared_transactions_never_rolls_back(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    monkeypatch.setattr(mod, "_first_existing", lambda paths: paths[0])
+    calls = recovery_runs(mod, [data("wsrep-recover-after-kill")])
+    assert "rolled_back" not in mod.recover_position()
+    assert len(calls) == 1
+
+
+def test_bootstrap_tie_passes_over_a_node_whose_transactions_were_rolled_back():
+    positions = {"moodle1": pos(12, source="recovery", rolled_back=1),
+                 "moodle2": pos(12, source="recovery"), "moodle3": pos(11)}
+    result = decide("moodle1", positions)
+    assert result["action"] == "wait" and result["node"] == "moodle2"
+    assert "moodle1 passed over" in result["reason"]
+
+
+def test_gvwstate_problems_are_told_from_a_good_saved_view():
+    assert galera.gvwstate_problem(data("gvwstate-primary")) is None
+    assert galera.gvwstate_problem(data("gvwstate-empty")) == "empty"
+    assert galera.gvwstate_problem(data("gvwstate-truncated")) == (
+        "no complete #vwbeg ... #vwend view")
+    assert galera.gvwstate_problem("garbage\n") == "no my_uuid line first"
+
+
+def test_an_empty_gvwstate_is_moved_aside_and_a_good_one_kept(mod, monkeypatch, tmp_path):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [])
+    path = tmp_path / "gvwstate.dat"
+    path.write_text(data("gvwstate-primary"))
+    assert mod.clear_bad_gvwstate(str(tmp_path)) is None and path.exists()
+    path.write_text(data("gvwstate-empty"))
+    moved = mod.clear_bad_gvwstate(str(tmp_path))
+    assert moved["problem"] == "empty" and not path.exists()
+    assert (tmp_path / moved["moved_to"].rsplit("/", 1)[1]).exists()
+    assert mod.clear_bad_gvwstate(str(tmp_path)) is None
+
+
+def test_gvwstate_is_left_alone_while_a_server_runs(mod, monkeypatch, tmp_path):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [42])
+    (tmp_path / "gvwstate.dat").write_text(data("gvwstate-truncated"))
+    assert mod.clear_bad_gvwstate(str(tmp_path)) is None
+    assert (tmp_path / "gvwstate.dat").exists()
+
+
+def test_state_moves_a_bad_gvwstate_aside_before_starting(monkeypatch):
+    fake = Fake([stopped(), synced()],
+                live={"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]})
+    fake.gvwstate = {"path": "/var/lib/mysql/gvwstate.dat", "problem": "empty",
+                     "moved_to": "/var/lib/mysql/gvwstate.dat.invalid-1000"}
+    ret = run_state(fake, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    assert fake.commands.index(["clear-bad-gvwstate"]) < fake.commands.index(
+        ["systemctl", "start", "mariadb"])
+    assert ret["changes"]["gvwstate"]["new"] == "moved to /var/lib/mysql/gvwstate.dat.invalid-1000"
+
+
+def test_only_node_marked_safe_bootstraps_without_waiting_for_unknown_positions():
+    gra = galera.parse_grastate(data("grastate-clean-shutdown-last-node"))
+    last = pos(gra["seqno"], uuid=gra["uuid"], safe=gra["safe_to_bootstrap"])
+    positions = {"moodle1": None, "moodle2": last, "moodle3": None}
+    result = decide("moodle2", positions)
+    assert result["action"] == "bootstrap"
+    assert "only node marked safe_to_bootstrap" in result["reason"]
+    assert "not waiting for moodle1, moodle3" in result["reason"]
+    # a node that knows the marked node's record waits for it instead of for everybody
+    positions["moodle3"] = pos(gra["seqno"] - 2, uuid=gra["uuid"])
+    waiting = decide("moodle3", positions)
+    assert waiting["action"] == "wait" and waiting["node"] == "moodle2"
+    assert galera.decision_ready("moodle3", NODES, positions, {})
+
+
+def test_safe_mark_short_cut_needs_exactly_one_mark_and_nobody_ahead():
+    two = {"moodle1": pos(9, safe=True), "moodle2": pos(9, safe=True), "moodle3": None}
+    assert decide("moodle1", two)["action"] == "refuse"
+    ahead = {"moodle1": pos(9, safe=True), "moodle2": pos(11), "moodle3": None}
+    assert decide("moodle1", ahead)["action"] == "refuse"
+    other = {"moodle1": pos(9, safe=True), "moodle2": pos(3, uuid=OTHER_UUID), "moodle3": None}
+    assert decide("moodle1", other)["action"] == "refuse"
+    # a crashed node keeps no trustworthy mark (its seqno came from recovery)
+    crashed = {"moodle1": pos(9, safe=True, source="recovery"), "moodle2": None,
+               "moodle3": None}
+    assert decide("moodle1", crashed)["action"] == "refuse"
+
+
+def test_safe_mark_short_cut_never_beats_a_primary_peer():
+    positions = {"moodle1": pos(9, safe=True), "moodle2": None, "moodle3": None}
+    live = {"moodle2": prim(), "moodle3": down("moodle3")["moodle3"]}
+    assert decide("moodle1", positions, live)["action"] == "join"
+
+
+def test_state_marked_node_bootstraps_without_the_other_positions(monkeypatch):
+    fake = Fake([stopped(), stopped(), synced(1)], own=pos(9, safe=True),
+                live=down("moodle1", "moodle3"))
+    t0 = time.monotonic()
+    ret = run_state(fake, monkeypatch, name="moodle2", peer_wait=30)
+    assert ret["result"] is True, ret["comment"]
+    assert time.monotonic() - t0 < 10, "it did not wait for the other positions"
+    assert ["galera_new_cluster"] in fake.commands
+
+
+# --------------------------------------------------------------------------- clustercheck login
+
+
+def test_clustercheck_answer_login_refused_is_recognised():
+    answer = galera.parse_clustercheck(data("clustercheck-503-login-refused"))
+    assert answer["code"] == 503 and answer["login_refused"] is True
+    assert answer["fields"] == {"clustercheck": "login refused"}
+    for stem in ("clustercheck-200-synced", "clustercheck-503-desynced",
+                 "clustercheck-503-mysqld-down"):
+        assert galera.parse_clustercheck(data(stem))["login_refused"] is False
+
+
+@pytest.fixture(scope="module")
+def clustercheck_script(tmp_path_factory):
+    from render.renderlib import Renderer
+
+    root = tmp_path_factory.mktemp("clustercheck")
+    dest = root / "moodle_ha-clustercheck"
+    code, out = Renderer(root / "render").call(
+        "cp.get_template", "salt://moodle_ha/galera/files/clustercheck.jinja", str(dest),
+        "tpldir=moodle_ha/galera", minion_id="moodle1")
+    assert code == 0 and dest.exists(), out
+    return dest
+
+
+def run_clustercheck(script, tmp_path, client_stderr):
+    """Run the rendered script with a mariadb client that fails with this message."""
+    import os
+    import subprocess
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    client = bindir / "mariadb"
+    (bindir / "message").write_text(client_stderr + "\n")
+    client.write_text(f"#!/bin/sh\ncat {bindir / 'message'} >&2\nexit 1\n")
+    client.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", str(script)], input=b"GET / HTTP/1.0\r\n\r\n",
+                          capture_output=True, env=env, timeout=30, check=False)
+    return proc.stdout
+
+
+# The client's lines for a refused login ("ERROR %d (%s): %s", client/mysql.cc; texts of
+# sql/share/errmsg-utf8.txt).
+REFUSED_LOGINS = [
+    "ERROR 1045 (28000): Access denied for user 'clustercheck'@'localhost' (using password: YES)",
+    "ERROR 1698 (28000): Access denied for user 'clustercheck'@'localhost'",
+    "ERROR 4151 (HY000): Access denied, this account is locked",
+    "ERROR 1862 (HY000): Your password has expired. To log in you must change it using a client"
+    " that supports expired passwords",
+]
+
+
+@pytest.mark.parametrize("message", REFUSED_LOGINS)
+def test_clustercheck_script_answers_login_refused_without_the_server_text(
+        clustercheck_script, tmp_path, message):
+    out = run_clustercheck(clustercheck_script, tmp_path, message)
+    assert out == (DATA / "clustercheck-503-login-refused.from-source.http").read_bytes()
+    assert b"Access denied" not in out and b"clustercheck'@" not in out
+
+
+def test_clustercheck_script_still_tells_a_stopped_server(clustercheck_script, tmp_path):
+    out = run_clustercheck(clustercheck_script, tmp_path,
+                           "ERROR 2002 (HY000): Can't connect to local server through socket"
+                           " '/run/mysqld/mysqld.sock' (2)")
+    answer = galera.parse_clustercheck(out)
+    assert answer["fields"] == {"mysqld": "down"} and answer["login_refused"] is False
+
+
+def test_peer_live_reports_a_refused_clustercheck_login(mod, monkeypatch):
+    monkeypatch.setattr(mod, "clustercheck", lambda host, port: mod.parse_clustercheck(
+        data("clustercheck-503-login-refused")))
+    monkeypatch.setattr(mod, "port_open", lambda host, port: True)
+    live = mod.peer_live("172.30.77.11")
+    assert live["login_refused"] is True and live["primary"] is None and live["code"] == 503
+    assert mod.login_refused_peers({"moodle1": live}) == ["moodle1"]
+    # a standalone server (no Galera yet) has no clustercheck account: not counted
+    assert mod.login_refused_peers({"moodle1": dict(live, port_open=False)}) == []
+
+
+def test_bootstrap_refusal_names_refused_clustercheck_credentials():
+    positions = {"moodle1": pos(12), "moodle2": pos(11), "moodle3": pos(10)}
+    live = {"moodle2": refusing(), "moodle3": down("moodle3")["moodle3"]}
+    result = decide("moodle1", positions, live)
+    assert result["action"] == "refuse"
+    assert "clustercheck of moodle2 cannot log in" in result["reason"]
+    assert "secrets:clustercheck_password" in result["reason"]
+
+
+def test_state_joiner_fails_at_once_when_the_bootstrapped_peer_refuses_its_login(monkeypatch):
+    fake = Fake(stopped(), own=pos(10), live={"moodle1": refusing(),
+                                              "moodle3": down("moodle3")["moodle3"]},
+                mine={"moodle1": recent(pos(12)), "moodle3": recent(pos(11))})
+    sleeps = []
+    monkeypatch.setattr(galera_state.time, "sleep", sleeps.append)
+    ret = run_state(fake, monkeypatch, name="moodle2", timeout=300)
+    assert ret["result"] is False
+    assert "the clustercheck of moodle1 cannot log in" in ret["comment"]
+    assert "secrets:clustercheck_password" in ret["comment"]
+    assert "no peer reached a Primary component" not in ret["comment"]
+    assert sleeps == [], "it failed on the first probe"
+    assert ["systemctl", "start", "mariadb"] not in fake.commands
+
+
+def test_state_brand_new_joiner_waits_out_the_bootstrap_nodes_account_creation(monkeypatch):
+    # The bootstrap node creates the clustercheck account right after it bootstrapped.
+    fake = Fake([stopped(), synced()], own=fresh(),
+                mine={"moodle1": recent(fresh()), "moodle3": recent(fresh())})
+    answers = iter([refusing(), refusing(), refusing()])
+
+    def peer_live(ip, cc, repl):
+        if ip == "172.30.77.11":
+            return next(answers, prim())
+        return {"primary": False, "port_open": False}
+
+    salt = fake.salt()
+    salt["galera.peer_live"] = peer_live
+    monkeypatch.setattr(fake, "salt", lambda: salt)
+    ret = run_state(fake, monkeypatch, name="moodle2")
+    assert ret["result"] is True, ret["comment"]
+    assert ["systemctl", "start", "mariadb"] in fake.commands
+
+
+def test_state_brand_new_joiner_fails_once_the_refusal_outlasts_the_grace(monkeypatch):
+    monkeypatch.setattr(galera_state, "LOGIN_GRACE", 0.05)
+    fake = Fake(stopped(), own=fresh(), live={"moodle1": refusing(),
+                                              "moodle3": down("moodle3")["moodle3"]},
+                mine={"moodle1": recent(fresh()), "moodle3": recent(fresh())})
+    ret = run_state(fake, monkeypatch, name="moodle2", timeout=300)
+    assert ret["result"] is False and "cannot log in" in ret["comment"]
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
