@@ -54,6 +54,9 @@ COMPRESSORS = {
     "none": {"suffix": "", "pack": None, "unpack": None},
 }
 CHUNK = 1 << 20
+# `openssl enc -pass file:KEY` reads the first line of KEY, 1023 bytes at most (OpenSSL's
+# APP_PASS_LEN less one), and drops the '\n' that ends it (a '\r' stays).
+KEY_MAX = 1023
 
 
 class BackupError(Exception):
@@ -239,6 +242,36 @@ def locked(target_dir):
 # --------------------------------------------------------------------------- archives
 
 
+def read_key(path):
+    """
+    The encryption key in ``path``: the file's bytes less the one ``\n`` that ends them
+    (backup.key.jinja writes the pillar's key and a newline; a file without it reads the
+    same). Refused when openssl would read anything but exactly these bytes: an empty key, a
+    second line, a CR, a NUL or more than KEY_MAX bytes.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(KEY_MAX + 2)
+    except OSError as exc:
+        raise BackupError(f"cannot read the encryption key {path}: {exc.strerror}") from exc
+    key = data[:-1] if data.endswith(b"\n") else data
+    problem = None
+    if not key:
+        problem = "it is empty"
+    elif len(key) > KEY_MAX:
+        problem = f"it is longer than {KEY_MAX} bytes (openssl would use only their start)"
+    else:
+        for byte, name in ((b"\n", "a second line"), (b"\r", "a CR (CRLF line end?)"),
+                           (b"\0", "a NUL byte")):
+            if byte in key:
+                problem = f"it holds {name} (openssl would read the key only up to it)"
+                break
+    if problem:
+        raise BackupError(f"encryption key {path} unusable: {problem}; it must be one line,"
+                          " secrets:backup_encryption_key as it is in the pillar")
+    return key
+
+
 def _pipeline(cfg):
     """Commands after ``tar -c`` (compress, then encrypt) and before ``tar -x``, and the suffix."""
     comp = COMPRESSORS[cfg.get("compression", "gzip")]
@@ -248,6 +281,8 @@ def _pipeline(cfg):
         unpack.append(comp["unpack"])
     key = cfg.get("encryption_key_file")
     if key:
+        # Checked, not passed: openssl reads the file itself, which read_key proved is one line.
+        read_key(key)
         enc = ["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-iter", "200000", "-salt",
                "-pass", "file:" + key]
         pack.append(enc)
