@@ -170,9 +170,14 @@ def test_stats_need_auth_and_answer_only_allowed_networks_on_host_ip(renderer, t
                     patch={"moodle_ha:lb:haproxy:stats_allow": ["10.9.0.0/16"]})
     stats = _section(cfg, "listen stats")
     assert "bind 172.30.77.21:8404" in stats
-    assert f"stats auth admin:{SECRETS['haproxy_stats_password']}" in stats
     assert "acl moodle_ha_stats_net src 172.30.77.0/24 10.9.0.0/16" in stats
     assert "http-request deny unless moodle_ha_stats_net" in stats
+    # The login is checked against the userlist (a crypt hash), never a password in the file.
+    assert "http-request auth realm moodle_ha-stats unless { http_auth(moodle_ha_stats) }" in stats
+    assert not any(line.startswith("stats auth") for line in stats)
+    users = _section(cfg, "userlist moodle_ha_stats")
+    assert len(users) == 1 and users[0].startswith("user admin password $6$")
+    assert SECRETS["haproxy_stats_password"] not in cfg
     assert any(line.startswith("stats refresh") for line in stats)
 
 
