@@ -16,8 +16,8 @@ def _writer_host(vip, port, secrets, timeout=3):
     import pymysql
     try:
         conn = pymysql.connect(host=vip, port=port, user="moodle",
-                               password=secrets["moodle_db_password"].encode(), connect_timeout=timeout,
-                               read_timeout=timeout)
+                               password=secrets["moodle_db_password"].encode(),
+                               connect_timeout=timeout, read_timeout=timeout)
     except pymysql.MySQLError:
         return None
     try:

@@ -43,8 +43,12 @@ def _exec_ok(host, argv, timeout=120):
 
 
 def _option(host, path, group, name):
-    """The value of --NAME in GROUP of PATH as MariaDB's own option parser reads it."""
-    out = _exec_ok(host, ["my_print_defaults", f"--defaults-file={path}", group])
+    """The value of --NAME in GROUP of PATH as MariaDB's own option parser reads it
+    (MariaDB 11 masks passwords unless --show; 10.11 has no --show)."""
+    proc = testkit.host_exec(host, ["my_print_defaults", f"--defaults-file={path}", "--show",
+                                    group])
+    out = proc.stdout if proc.returncode == 0 else _exec_ok(
+        host, ["my_print_defaults", f"--defaults-file={path}", group])
     values = [line.split("=", 1)[1] for line in out.splitlines()
               if line.startswith(f"--{name}=")]
     assert values, f"{host}: no {name} in [{group}] of {path}:\n{out}"
@@ -120,8 +124,8 @@ def test_a_node_rejoins_by_sst_with_the_sst_account(deployed, topology):
     host = galera[1]
     _exec_ok(host, ["systemctl", "stop", "mariadb"], timeout=300)
     # Without grastate.dat the node knows no position: the donor must send a full snapshot.
-    _exec_ok(host, ["sh", "-c", "mv /var/lib/mysql/grastate.dat /var/lib/mysql/grastate.dat.pre-sst"
-                                " && rm -f /var/lib/mysql/galera.cache /var/lib/mysql/gvwstate.dat"])
+    _exec_ok(host, ["sh", "-c", "cd /var/lib/mysql && mv grastate.dat grastate.dat.pre-sst"
+                                " && rm -f galera.cache gvwstate.dat"])
     since = _exec_ok(host, ["date", "+%Y-%m-%d %H:%M:%S"]).strip()
     _exec_ok(host, ["systemctl", "start", "mariadb"], timeout=600)
     synced = testkit.until(lambda: _galera_status(host, "wsrep_local_state_comment") == "Synced",

@@ -175,7 +175,8 @@ def test_haproxy_exporter_is_on_the_stats_listener_after_the_acl_before_auth(ren
     use = "http-request use-service prometheus-exporter if { path /metrics }"
     assert "bind 172.30.77.21:8404" in stats
     deny = stats.index("http-request deny unless moodle_ha_stats_net")
-    auth = next(i for i, line in enumerate(stats) if line.startswith("stats auth "))
+    auth = stats.index("http-request auth realm moodle_ha-stats unless"
+                       " { http_auth(moodle_ha_stats) }")
     assert deny < stats.index(use) < auth
 
 
