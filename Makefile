@@ -38,9 +38,10 @@ test-matrix: venv
 	@bash test/run.sh --matrix
 
 ## The arbitrator topology (two galera nodes, garbd on lb1: test/lab/topologies/garbd.yaml)
-## on its own lab: converge, re-run, kill either galera host.
+## on its own lab: converge, re-run, kill either galera host; then scale out by one web node.
 test-garbd: venv
-	@MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml $(VENV)/bin/pytest -m lab test/integration/test_garbd.py
+	@MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml $(VENV)/bin/pytest -m lab -rP \
+	  test/integration/test_garbd.py test/integration/test_scale.py
 
 ## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch
 ## (make demo RELEASE=bookworm, make demo MOODLE_ARCHIVE=/path/moodle.tgz).

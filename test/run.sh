@@ -4,6 +4,7 @@
 #   (none)     the whole lab suite on the default release (Debian 13, trixie), then the smoke
 #              set on Debian 12 (bookworm): deploy, no-op re-run, checks, one failover,
 #              backup and restore; then the arbitrator topology (test/lab/topologies/garbd.yaml)
+#              and a web node added to it
 #   --no-lab   skip the lab suite
 #   --matrix   the whole lab suite once per Debian release (bookworm, trixie)
 # With $MOODLE_HA_LAB_RELEASE set, the whole lab suite on that release only.
@@ -54,8 +55,8 @@ case "${1:-}" in
     fi
     lab_suite trixie; rc=$?
     lab_suite bookworm "${SMOKE[@]}" || rc=1
-    # The arbitrator topology on a lab of its own (make test-garbd).
+    # The arbitrator topology on a lab of its own, then a web node added to it (make test-garbd).
     MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml \
-      lab_suite trixie test/integration/test_garbd.py || rc=1
+      lab_suite trixie test/integration/test_garbd.py test/integration/test_scale.py || rc=1
     exit "$rc" ;;
 esac
