@@ -14,6 +14,7 @@ PYTEST=".venv/bin/pytest"
 RELEASES="bookworm trixie"
 
 status=0
+sh test/install-parsers.sh || { echo "installing the parsers for the render tests failed"; exit 1; }
 echo "== unit, render and lint tests"
 "$PYTEST" -m "not lab" -n 2 test || status=$?
 [ "$status" -eq 5 ] && { echo "no unit/render test ran"; status=1; }
