@@ -59,7 +59,9 @@ def test_lab_secrets_are_hard(secrets):
     """Guard: the lab really deploys with the characters that break naive templates."""
     for key in ("moodle_db_password", "sst_password", "clustercheck_password",
                 "haproxy_stats_password"):
-        for char in (" ", "#", "'", '"', "\\", "$", "é"):
+        # MariaDB's SST donor script cannot carry a backslash (validation refuses it).
+        hard = (" ", "#", "'", '"', "$", "é") + (() if key == "sst_password" else ("\\",))
+        for char in hard:
             assert char in secrets[key], f"lab secret {key} lacks {char!r}"
 
 

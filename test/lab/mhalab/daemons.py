@@ -171,7 +171,11 @@ def random_secret(length: int) -> str:
 # so each lab deploy proves that every file delivers the exact secret (test_secrets.py reads
 # them back with the real parsers). keepalived's PASS string cannot carry whitespace, `#`,
 # `!`, quotes, backslashes or non-ASCII (validation refuses them) and keeps 8 characters.
+# MariaDB's SST donor script reads the SST password with `read` (no -r): it drops backslashes
+# and surrounding spaces (seen in the lab: access denied on every SST), so validation refuses
+# those in sst_password and its lab value has none.
 HARD_TAIL = " a#b'c\"d\\e$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
+SST_TAIL = " a#b'c\"d$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
 KEEPALIVED_TAIL = "$%:;{}"
 
 
@@ -182,6 +186,8 @@ def lab_secret(key: str) -> str:
     if key == "moodle_admin_password":
         # Moodle's default password policy: upper, lower, digit and a non-alphanumeric.
         return "Lab-" + random_secret(12) + "-1" + HARD_TAIL
+    if key == "sst_password":
+        return random_secret(12) + SST_TAIL
     return random_secret(12) + HARD_TAIL
 
 
