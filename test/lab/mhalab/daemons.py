@@ -176,7 +176,9 @@ def random_secret(length: int) -> str:
 # those in sst_password and its lab value has none.
 HARD_TAIL = " a#b'c\"d\\e$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
 SST_TAIL = " a#b'c\"d$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
-KEEPALIVED_TAIL = "$%:;{}"
+# keepalived's own parser takes `{`/`}` as block delimiters even inside a word (seen: the
+# config test failed) and `$` for its parameter substitution.
+KEEPALIVED_TAIL = ":;%@+="
 
 
 def lab_secret(key: str) -> str:
