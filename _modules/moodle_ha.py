@@ -8,13 +8,14 @@ changes, and :py:func:`topology` derives the per-role node lists every template
 reads (nothing hard-codes host names or IPs).
 """
 
+import difflib
 import ipaddress
 import re
 
 __virtualname__ = "moodle_ha"
 
+# Required secrets (none has a default).
 SECRETS = (
-    "db_root_password",
     "moodle_db_password",
     "sst_password",
     "clustercheck_password",
@@ -22,11 +23,37 @@ SECRETS = (
     "keepalived_auth_pass",
     "moodle_admin_password",
 )
+# Optional: its presence switches backup encryption on.
+OPTIONAL_SECRETS = ("backup_encryption_key",)
+# Accepted from older pillars and ignored: root keeps unix_socket authentication and nothing
+# connects as root over TCP.
+RETIRED_SECRETS = ("db_root_password",)
 
 # keepalived silently truncates longer PASS authentication strings.
 KEEPALIVED_AUTH_MAX = 8
+# keepalived's config parser splits on whitespace, takes # and ! as comments and does not
+# reliably honour quotes (backslashes neither): printable ASCII without these only.
+_KEEPALIVED_BAD = frozenset(' #!"\'\\')
 
-_HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+# Salt minion ids of this formula's hosts are lower case: the node lists sort by name and
+# keepalived priorities follow that order.
+_HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# haproxy.cfg carries the stats user unquoted.
+_STATS_USER_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+# Mappings whose keys are the user's (host names, option and ini names, state ids), besides
+# every mapping that is empty in the defaults.
+_OPEN_MAPPINGS = ("topology:hosts", "tofs:source_files", "galera:provider_options",
+                  "garbd:options", "gluster:options", "web:php")
+# Known keys the defaults do not show: a host entry's, the git source's ref and the
+# documented source version, the secrets (a closed set whatever the defaults hold).
+_HOST_KEYS = ("ip", "roles")
+_EXTRA_KEYS = {"moodle:source": ("ref", "version")}
+# Sections this module reads into (checked even without the defaults' key tree).
+_MAPPINGS = ("topology", "topology:hosts", "secrets", "galera", "galera:clustercheck",
+             "gluster", "lb", "lb:haproxy", "lb:keepalived", "web", "moodle", "moodle:source",
+             "metrics", "metrics:node_exporter", "metrics:mysqld_exporter", "metrics:haproxy",
+             "garbd", "backup", "restore")
 
 
 def __virtual__():
@@ -49,6 +76,145 @@ def _ip(value):
         return None
 
 
+def _kind(value):
+    """How YAML wrote `value`, for messages that must not echo it (it may be a secret)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _walk_mappings(tree, path=""):
+    """Paths ('a:b') of the mappings in `tree`, not below the open mappings."""
+    for key, value in tree.items():
+        full = f"{path}{key}"
+        if isinstance(value, dict):
+            yield full
+            if full not in _OPEN_MAPPINGS:
+                yield from _walk_mappings(value, full + ":")
+
+
+def _shape_errors(data, known, errors):
+    """Every section that is a mapping in the defaults (and each host entry) is one here.
+
+    Checked first and alone: the other checks read into these sections."""
+    paths = set(_MAPPINGS)
+    if isinstance(known, dict):
+        paths.update(_walk_mappings(known))
+    for path in sorted(paths, key=lambda p: (p.count(":"), p)):
+        parent, _, key = path.rpartition(":")
+        node = _get(data, parent) if parent else data
+        if not isinstance(node, dict) or key not in node:
+            continue  # a missing section, or one under a section already reported
+        if not isinstance(node[key], dict):
+            hint = (" (an empty section replaces all its defaults: remove it or give it keys)"
+                    if node[key] is None else "")
+            errors.append(f"moodle_ha:{path}: must be a mapping, not {_kind(node[key])}{hint}")
+    hosts = _get(data, "topology:hosts")
+    if isinstance(hosts, dict):
+        for name in sorted(hosts, key=str):
+            if not isinstance(hosts[name], dict):
+                errors.append(f"moodle_ha:topology:hosts:{name}: must be a mapping"
+                              f" ({{ip: ..., roles: [...]}}), not {_kind(hosts[name])}")
+
+
+def _unknown_key(path, key, known, errors):
+    names = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+    if close:
+        errors.append(f"moodle_ha:{path}{key}: unknown key (did you mean moodle_ha:{path}"
+                      f"{close[0]}?)")
+    else:
+        errors.append(f"moodle_ha:{path}{key}: unknown key (known here: {', '.join(names)})")
+
+
+def _unknown_key_errors(data, known, errors, path=""):
+    """Keys of `data` that the defaults' key tree `known` does not have (typos)."""
+    for key in sorted(data, key=str):
+        full = f"{path}{key}"
+        if full == "secrets":
+            names = SECRETS + OPTIONAL_SECRETS + RETIRED_SECRETS
+            for name in sorted(data[key] if isinstance(data[key], dict) else (), key=str):
+                if name not in names:
+                    _unknown_key("secrets:", name, names, errors)
+            continue
+        if key not in known:
+            _unknown_key(path, key, known, errors)
+            continue
+        sub, default = data[key], known[key]
+        if full == "topology:hosts":
+            for name in sorted(sub if isinstance(sub, dict) else (), key=str):
+                entry = sub[name] if isinstance(sub[name], dict) else {}
+                for entry_key in sorted(entry, key=str):
+                    if entry_key not in _HOST_KEYS:
+                        _unknown_key(f"{full}:{name}:", entry_key, _HOST_KEYS, errors)
+        elif (isinstance(default, dict) and default and isinstance(sub, dict)
+              and full not in _OPEN_MAPPINGS):
+            extra = {k: None for k in _EXTRA_KEYS.get(full, ())}
+            _unknown_key_errors(sub, {**extra, **default}, errors, full + ":")
+
+
+def _is_port(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+def _port_keys(tree, path=""):
+    """Paths of the `port` and `*_port` keys in `tree`, not below the open mappings."""
+    for key, value in tree.items():
+        full = f"{path}{key}"
+        if isinstance(value, dict):
+            if full not in _OPEN_MAPPINGS:
+                yield from _port_keys(value, full + ":")
+        elif key == "port" or str(key).endswith("_port"):
+            yield full
+
+
+def _port_errors(data, known, errors):
+    """Every port of the map an integer 1..65535 (YAML reads yes/no as booleans, '3307' is a
+    string); a disabled metrics layer's ports are not read."""
+    for key in sorted(_port_keys(known if known is not None else data)):
+        if key.startswith("metrics:") and _get(data, "metrics:enabled") is not True:
+            continue
+        value = _get(data, key)
+        if not _is_port(value):
+            errors.append(f"moodle_ha:{key}: {value!r} is not a TCP port (an integer 1..65535,"
+                          " unquoted)")
+
+
+def _char(ch):
+    return f"{ch!r} (U+{ord(ch):04X})"
+
+
+def _controls(text):
+    """Distinct control characters (U+0000..U+001F, U+007F) of `text`, in order."""
+    return list(dict.fromkeys(ch for ch in text if ord(ch) < 0x20 or ord(ch) == 0x7F))
+
+
+def _secret_text_errors(key, value, errors, line_breaks=True):
+    """A secret's control characters; a trailing newline (a YAML `|` block) said as such."""
+    problems = []
+    body = value
+    if value.endswith("\n") and line_breaks:
+        problems.append("ends with a newline (a YAML block scalar? use |-)")
+        body = value.rstrip("\r\n")
+    bad = [ch for ch in _controls(body) if line_breaks or ch not in "\r\n"]
+    if bad:
+        problems.append("contains control character(s) "
+                        + ", ".join(f"U+{ord(ch):04X}" for ch in bad)
+                        + " (not allowed in a secret)")
+    if problems:
+        errors.append(f"{key}: " + "; ".join(problems))
+
+
 def _subnet_errors(data, errors):
     subnet = _get(data, "topology:subnet")
     try:
@@ -69,10 +235,13 @@ def _host_errors(data, net, errors):
         errors.append("moodle_ha:topology:hosts: no hosts defined")
         return {}
     seen = {}
-    for name in sorted(hosts):
-        spec = hosts[name] or {}
+    for name in sorted(hosts, key=str):
+        spec = hosts[name]
         key = f"moodle_ha:topology:hosts:{name}"
-        if not _HOSTNAME_RE.match(str(name)):
+        if isinstance(name, str) and _HOSTNAME_RE.match(name.lower()) and name != name.lower():
+            errors.append(f"{key}: {name!r} is not lower case (Salt minion ids of this"
+                          " formula's hosts must be lower case)")
+        elif not isinstance(name, str) or not _HOSTNAME_RE.match(name):
             errors.append(f"{key}: {name!r} is not a valid host name")
         ip = _ip(spec.get("ip"))
         if ip is None:
@@ -88,7 +257,10 @@ def _host_errors(data, net, errors):
             errors.append(f"{key}:roles: must be a non-empty list of {sorted(known)}")
             continue
         for role in roles:
-            if role not in known:
+            if not isinstance(role, str):
+                errors.append(f"{key}:roles: {_kind(role)} is not a role name (known:"
+                              f" {', '.join(sorted(known))})")
+            elif role not in known:
                 errors.append(
                     f"{key}:roles: unknown role {role!r} (known: {', '.join(sorted(known))})"
                 )
@@ -110,16 +282,39 @@ def _vip_errors(data, net, ips, errors):
 
 
 def _secret_errors(data, errors):
-    for name in SECRETS:
+    """Secrets are strings without control characters; per format, what it cannot carry.
+
+    Not a string: YAML would have changed it already (0123 -> 83, yes -> true), so it is
+    refused rather than passed through str(). The messages name the character, never the
+    secret."""
+    for name in SECRETS + OPTIONAL_SECRETS:
+        key = f"moodle_ha:secrets:{name}"
         value = _get(data, f"secrets:{name}")
-        if value is None or str(value) == "":
-            errors.append(f"moodle_ha:secrets:{name}: missing (no default password is shipped)")
+        if name in OPTIONAL_SECRETS and value is None:
+            continue
+        if value is None or value == "":
+            errors.append(f"{key}: missing (no default password is shipped)")
+        elif not isinstance(value, str):
+            errors.append(f"{key}: {_kind(value)} in YAML, not a string (quote it: YAML reads"
+                          " e.g. 0123 as 83 and yes as true)")
+        else:
+            # The backup key's line breaks have their own message (_backup_errors).
+            _secret_text_errors(key, value, errors, line_breaks=name != "backup_encryption_key")
     auth = _get(data, "secrets:keepalived_auth_pass")
-    if auth and len(str(auth)) > KEEPALIVED_AUTH_MAX:
-        errors.append(
-            "moodle_ha:secrets:keepalived_auth_pass: longer than"
-            f" {KEEPALIVED_AUTH_MAX} characters (keepalived would truncate it)"
-        )
+    if isinstance(auth, str) and auth:
+        key = "moodle_ha:secrets:keepalived_auth_pass"
+        if len(auth) > KEEPALIVED_AUTH_MAX:
+            errors.append(f"{key}: longer than {KEEPALIVED_AUTH_MAX} characters (keepalived"
+                          " would truncate it)")
+        bad = list(dict.fromkeys(ch for ch in auth if ch in _KEEPALIVED_BAD or ord(ch) > 0x7F))
+        if bad:
+            errors.append(f"{key}: contains {', '.join(_char(ch) for ch in bad)}, which"
+                          " keepalived's config parser cannot carry (printable ASCII without"
+                          " space, # ! \" ' \\)")
+    user = _get(data, "lb:haproxy:stats_user")
+    if not isinstance(user, str) or not _STATS_USER_RE.match(user):
+        errors.append(f"moodle_ha:lb:haproxy:stats_user: {user!r} is not a user name of"
+                      " letters, digits, '.', '_' and '-' (haproxy.cfg carries it unquoted)")
 
 
 def _voter_errors(galera, garbd, errors):
@@ -160,12 +355,18 @@ def _layer_errors(data, errors):
     if gluster:
         if replica is None:
             replica = len(gluster)
-        if not isinstance(replica, int) or replica < 1:
+        if isinstance(replica, bool) or not isinstance(replica, int) or replica < 1:
             errors.append(f"moodle_ha:gluster:replica: {replica!r} is not a positive integer")
         elif len(gluster) % replica != 0:
             errors.append(
                 f"moodle_ha:gluster:replica: {len(gluster)} brick(s) do not fit replica {replica}"
                 " (the brick count must be a multiple of the replica count)"
+            )
+        elif replica == 1 and _get(data, "gluster:allow_no_redundancy") is not True:
+            errors.append(
+                "moodle_ha:gluster:replica: replica 1 keeps a single copy of each file (a"
+                f" distribute volume over {len(gluster)} brick(s): a lost brick loses its"
+                " files); use 3, or set moodle_ha:gluster:allow_no_redundancy: true"
             )
         elif replica == 2:
             errors.append(
@@ -179,19 +380,17 @@ def _layer_errors(data, errors):
     lbs = nodes["lb"]
     if nodes["web"] and not lbs:
         errors.append("moodle_ha:topology:hosts: no host has role 'lb' to carry the VIP")
-    ports = {
-        k: _get(data, f"lb:haproxy:{k}")
-        for k in ("writer_port", "reader_port", "web_port", "stats_port")
-    }
+    # Listeners of the lb hosts and the galera port (an lb host may be a galera host too);
+    # each is an integer port already (_port_errors).
+    ports = {f"lb:haproxy:{k}": _get(data, f"lb:haproxy:{k}")
+             for k in ("writer_port", "reader_port", "web_port", "stats_port")}
     ports["galera:port"] = _get(data, "galera:port")
-    values = [v for v in ports.values() if v is not None]
+    values = list(ports.values())
     for key, value in ports.items():
-        if not isinstance(value, int) or not 0 < value < 65536:
-            errors.append(f"moodle_ha:lb:haproxy:{key}: {value!r} is not a TCP port")
-        elif values.count(value) > 1:
-            errors.append(f"moodle_ha:lb:haproxy:{key}: port {value} is used twice")
+        if values.count(value) > 1:
+            errors.append(f"moodle_ha:{key}: port {value} is used twice")
     vrid = _get(data, "lb:keepalived:virtual_router_id")
-    if not isinstance(vrid, int) or not 1 <= vrid <= 255:
+    if isinstance(vrid, bool) or not isinstance(vrid, int) or not 1 <= vrid <= 255:
         errors.append(f"moodle_ha:lb:keepalived:virtual_router_id: {vrid!r} is not in 1..255")
 
     source = _get(data, "moodle:source") or {}
@@ -317,7 +516,7 @@ _FLAG_RE = re.compile(r"^--[^\s\"'\\]+$")
 def _port_clash(data, key, port, role, earlier):
     """(other key, host) of the first listener on `port` on a host running exporter `key`."""
     hosts = _get(data, "topology:hosts") or {}
-    for name in sorted(hosts):
+    for name in sorted(hosts, key=str):
         roles = (hosts[name] or {}).get("roles") or []
         if role is not None and role not in roles:
             continue
@@ -363,18 +562,21 @@ def _metrics_errors(data, errors):
 def _role_hosts(data):
     hosts = _get(data, "topology:hosts") or {}
     out = {role: [] for role in _get(data, "known_roles") or []}
-    for name in sorted(hosts):
+    for name in sorted(hosts, key=str):
         for role in (hosts[name] or {}).get("roles") or []:
             out.setdefault(role, []).append(name)
     return out
 
 
-def validate(data, minion_id=None, grain_roles=None):
+def validate(data, minion_id=None, grain_roles=None, known=None):
     """
     Check the merged moodle_ha map and return a list of problems, each naming its pillar key.
 
     An empty list means the map is valid. When ``minion_id`` is a host of the topology and
     ``grain_roles`` is given, the host's ``roles`` grain must be a subset of its pillar roles.
+    ``known`` is the key tree of the parameters files (defaults, OS family and release merged,
+    without the pillar): with it, a key the tree does not have is an error naming the closest
+    known key, and every section that is a mapping there must be one in the map.
 
     CLI Example:
 
@@ -387,10 +589,17 @@ def validate(data, minion_id=None, grain_roles=None):
     errors = []
     if not isinstance(data, dict):
         return ["moodle_ha: the merged map is not a dictionary"]
+    _shape_errors(data, known, errors)
+    shapes_ok = not errors
+    if isinstance(known, dict):
+        _unknown_key_errors(data, known, errors)
+    if not shapes_ok:
+        return errors  # the checks below read into the sections reported
     net = _subnet_errors(data, errors)
     ips = _host_errors(data, net, errors)
     _vip_errors(data, net, ips, errors)
     _secret_errors(data, errors)
+    _port_errors(data, known if isinstance(known, dict) else None, errors)
     if not errors:
         _layer_errors(data, errors)
         _garbd_errors(data, errors)
@@ -400,13 +609,14 @@ def validate(data, minion_id=None, grain_roles=None):
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):
             grain_roles = [grain_roles]
-        pillar_roles = set((hosts[minion_id] or {}).get("roles") or [])
-        extra = sorted(set(grain_roles) - pillar_roles)
-        if extra:
-            errors.append(
-                f"moodle_ha:topology:hosts:{minion_id}:roles: grain roles {extra} of this"
-                " minion are not in its pillar roles"
-            )
+        pillar_roles = hosts[minion_id].get("roles") or []
+        if isinstance(pillar_roles, list) and all(isinstance(r, str) for r in pillar_roles):
+            extra = sorted(set(map(str, grain_roles)) - set(pillar_roles))
+            if extra:
+                errors.append(
+                    f"moodle_ha:topology:hosts:{minion_id}:roles: grain roles {extra} of this"
+                    " minion are not in its pillar roles"
+                )
     return errors
 
 
@@ -464,12 +674,13 @@ def _expand(value, names):
     return value
 
 
-def post_map(data, minion_id=None, grain_roles=None):
+def post_map(data, minion_id=None, grain_roles=None, known=None):
     """
     The step after the merge in ``map.jinja``: expand, validate, derive.
 
     ``{php_version}`` in the ``pkgs`` and ``web`` sections becomes ``web:php_version``;
-    the result is checked with :py:func:`validate` and, when valid, gets the derived
+    the result is checked with :py:func:`validate` (``known``: the parameters files'
+    merge, whose keys are the known keys) and, when valid, gets the derived
     topology under ``nodes``. Returns ``{"errors": [...], "map": {...}}``; ``map`` is the
     expanded map (without ``nodes`` when there are errors).
 
@@ -489,8 +700,10 @@ def post_map(data, minion_id=None, grain_roles=None):
         for section in _PLACEHOLDER_SECTIONS:
             if section in out:
                 out[section] = _expand(out[section], names)
-    errors = validate(out, minion_id, grain_roles)
-    if php_version is None or not re.match(r"^\d+\.\d+$", str(php_version)):
+    errors = validate(out, minion_id, grain_roles, known)
+    if not isinstance(out.get("web"), dict):
+        pass  # reported by validate
+    elif php_version is None or not re.match(r"^\d+\.\d+$", str(php_version)):
         errors.append(
             f"moodle_ha:web:php_version: {php_version!r} is not a PHP version such as '8.4'"
         )

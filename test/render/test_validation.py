@@ -1,17 +1,58 @@
 """Invalid pillars fail at render time with one clear message naming the key."""
 
-import pytest
+import copy
+import json
 
+import pytest
+import yaml
+
+from render.renderlib import REPO, example_pillar
 from saltmodules import load
 
-SECRETS = load("_modules/moodle_ha.py", "moodle_ha_validation_secrets").SECRETS
+VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_validation_secrets")
+SECRETS = VALIDATION.SECRETS
 HOSTS = "moodle_ha:topology:hosts"
 
 
+def _render_error(renderer, sls, **kwargs):
+    """The render error of `sls` as salt printed it (quotes, backslashes, non-ASCII as is)."""
+    code, out = renderer.call("state.show_sls", sls, **kwargs)
+    assert code != 0 or not isinstance(out, dict), f"{sls} rendered although invalid"
+    if isinstance(out, list):
+        return "\n".join(str(line) for line in out)
+    return out if isinstance(out, str) else json.dumps(out, ensure_ascii=False)
+
+
 def _error(renderer, patch, minion_id="moodle1", roles=None):
-    text = renderer.render_error("moodle_ha.hosts", patch=patch, minion_id=minion_id, roles=roles)
+    text = _render_error(renderer, "moodle_ha.hosts", patch=patch, minion_id=minion_id,
+                         roles=roles)
     assert "moodle_ha pillar is invalid" in text
     return text
+
+
+def _merge(base, over):
+    """Recursive dict merge, as map.jinja's slsutil.merge (lists and scalars replaced)."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _defaults_tree():
+    """defaults.yaml, os_family/Debian.yaml and osfinger/Debian-13.yaml merged, as map.jinja."""
+    tree = {}
+    for name in ("defaults", "os_family/Debian", "osfinger/Debian-13"):
+        path = REPO / "moodle_ha" / "parameters" / f"{name}.yaml"
+        _merge(tree, yaml.safe_load(path.read_text())["values"])
+    return tree
+
+
+def _merged_example():
+    pillar = example_pillar()["moodle_ha"]
+    pillar.pop("lookup", None)
+    return _merge(copy.deepcopy(_defaults_tree()), pillar)
 
 
 @pytest.mark.parametrize("secret", SECRETS)
@@ -191,3 +232,253 @@ def test_bad_garbd_key_rejected_naming_it(renderer, patch, message):
 def test_garbd_keys_are_not_checked_without_an_arbitrator(renderer):
     out = renderer.show_sls("moodle_ha.hosts", patch={"moodle_ha:garbd:log_file": "/tmp/x"})
     assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+# --------------------------------------------------------------------------- shapes (mappings)
+LB1 = {"minion_id": "lb1", "roles": ["lb"]}  # renders although moodle1's entry is broken
+
+
+def _error_as_lb1(renderer, patch):
+    text = _render_error(renderer, "moodle_ha.hosts", patch=patch, **LB1)
+    # The error raised is the validation's message, not an exception of the code reading
+    # the map ('str' object has no attribute 'get', unhashable type, ...).
+    assert "Jinja error: moodle_ha pillar is invalid: moodle_ha:" in text
+    return text
+
+
+@pytest.mark.parametrize("value, kind", [
+    ("172.30.77.11", "a string"),
+    (["172.30.77.11", "galera"], "a list"),
+    (None, "null"),
+])
+def test_host_entry_that_is_not_a_mapping_names_its_key(renderer, value, kind):
+    text = _error_as_lb1(renderer, {f"{HOSTS}:moodle1": value})
+    assert f"{HOSTS}:moodle1: must be a mapping ({{ip: ..., roles: [...]}}), not {kind}" in text
+
+
+@pytest.mark.parametrize("key, value, kind", [
+    ("topology", "172.30.77.0/24", "a string"),
+    ("topology:hosts", ["moodle1", "moodle2"], "a list"),
+    ("secrets", "one-password-for-all", "a string"),
+    ("galera", None, "null"),
+    ("gluster", ["replica", 3], "a list"),
+    ("lb:haproxy", "3307", "a string"),
+    ("lb:keepalived", 77, "a number"),
+    ("web", True, "a boolean"),
+    ("moodle:source", "salt://moodle_ha_source/moodle.tgz", "a string"),
+    ("metrics:node_exporter", 9100, "a number"),
+    ("backup", False, "a boolean"),
+])
+def test_section_that_is_not_a_mapping_names_its_key(renderer, key, value, kind):
+    text = _error_as_lb1(renderer, {f"moodle_ha:{key}": value})
+    assert f"moodle_ha:{key}: must be a mapping, not {kind}" in text
+    if key == "secrets":
+        assert value not in text  # a secret is never echoed
+
+
+def test_role_that_is_not_a_string_names_its_key(renderer):
+    text = _error_as_lb1(renderer, {f"{HOSTS}:moodle1:roles": ["galera", {"web": True}]})
+    assert f"{HOSTS}:moodle1:roles: a mapping is not a role name (known: galera," in text
+
+
+def test_moodle_ha_pillar_that_is_not_a_mapping_fails_with_one_line(renderer):
+    text = _render_error(renderer, "moodle_ha.hosts", patch={"moodle_ha": ["topology"]}, **LB1)
+    assert "Jinja error: moodle_ha pillar is invalid: moodle_ha: must be a mapping" in text
+
+
+def test_lookup_that_is_not_a_mapping_names_its_key(renderer):
+    text = _error_as_lb1(renderer, {"moodle_ha:lookup": ["web"]})
+    assert "moodle_ha:lookup: must be a mapping, not a list" in text
+
+
+# --------------------------------------------------------------------------- ports
+def _port_keys():
+    """Every `port` / `*_port` key of the defaults (outside the open mappings)."""
+    defaults = yaml.safe_load((REPO / "moodle_ha/parameters/defaults.yaml").read_text())
+    found = []
+
+    def walk(node, path):
+        for key, value in node.items():
+            full = f"{path}{key}"
+            if isinstance(value, dict) and full not in ("web:php", "gluster:options"):
+                walk(value, full + ":")
+            elif key == "port" or str(key).endswith("_port"):
+                found.append(full)
+    walk(defaults["values"], "")
+    return found
+
+
+PORT_KEYS = _port_keys()
+
+
+def test_every_listener_port_of_the_defaults_is_found():
+    assert {"galera:port", "galera:replication_port", "galera:clustercheck:port",
+            "lb:haproxy:writer_port", "lb:haproxy:stats_port", "lb:haproxy:web_backend_port",
+            "metrics:node_exporter:port", "metrics:mysqld_exporter:port"} <= set(PORT_KEYS)
+
+
+@pytest.mark.parametrize("key", PORT_KEYS)
+def test_boolean_port_rejected_naming_its_key(renderer, key):
+    text = _error(renderer, {f"moodle_ha:{key}": True})
+    assert f"moodle_ha:{key}: True is not a TCP port (an integer 1..65535" in text
+
+
+@pytest.mark.parametrize("value", ["3307", 3307.0, 0, 65536, "yes"])
+def test_non_integer_or_out_of_range_port_rejected(renderer, value):
+    text = _error(renderer, {"moodle_ha:lb:haproxy:writer_port": value})
+    assert f"moodle_ha:lb:haproxy:writer_port: {value!r} is not a TCP port" in text
+
+
+def test_integer_port_accepted(renderer):
+    out = renderer.show_sls("moodle_ha.lb", minion_id="lb1",
+                            patch={"moodle_ha:lb:haproxy:writer_port": 13306})
+    assert "moodle_ha-lb-haproxy-config-file-managed" in out
+
+
+def test_clash_with_the_galera_port_names_the_galera_key(renderer):
+    text = _error(renderer, {"moodle_ha:lb:haproxy:writer_port": 3306})
+    assert "moodle_ha:galera:port: port 3306 is used twice" in text
+    assert "moodle_ha:lb:haproxy:galera:port" not in text
+
+
+# --------------------------------------------------------------------------- gluster replica
+def test_replica_one_refused_without_the_switch(renderer):
+    text = _error(renderer, {"moodle_ha:gluster:replica": 1})
+    assert ("moodle_ha:gluster:replica: replica 1 keeps a single copy of each file") in text
+    assert "moodle_ha:gluster:allow_no_redundancy" in text
+
+
+def test_replica_one_accepted_with_the_switch(renderer):
+    out = renderer.show_sls("moodle_ha.gluster", patch={
+        "moodle_ha:gluster:replica": 1, "moodle_ha:gluster:allow_no_redundancy": True})
+    assert any("volume" in state_id for state_id in out)
+
+
+def test_single_gluster_host_needs_the_switch(renderer):
+    patch = {f"{HOSTS}:moodle2:roles": ["galera", "web"],
+             f"{HOSTS}:moodle3:roles": ["galera", "web"],
+             "moodle_ha:gluster:replica": None}
+    text = _error(renderer, patch)
+    assert "moodle_ha:gluster:replica: replica 1 keeps a single copy" in text
+
+
+@pytest.mark.parametrize("value", [True, 0, "3"])
+def test_replica_that_is_not_a_positive_integer_rejected(renderer, value):
+    text = _error(renderer, {"moodle_ha:gluster:replica": value})
+    assert f"moodle_ha:gluster:replica: {value!r} is not a positive integer" in text
+
+
+# --------------------------------------------------------------------------- unknown keys
+@pytest.mark.parametrize("key, closest", [
+    ("topolgy", "topology"),
+    ("lb:haproxy:writer_prot", "lb:haproxy:writer_port"),
+    ("galera:clustercheck:prot", "galera:clustercheck:port"),
+    ("secrets:sst_pasword", "secrets:sst_password"),
+    ("topology:hosts:moodle1:role", "topology:hosts:moodle1:roles"),
+    ("moodle:source:rev", "moodle:source:ref"),
+])
+def test_unknown_key_rejected_naming_the_closest_known_key(renderer, key, closest):
+    text = _error(renderer, {f"moodle_ha:{key}": "x"})
+    assert f"moodle_ha:{key}: unknown key (did you mean moodle_ha:{closest}?)" in text
+
+
+def test_unknown_key_without_a_close_one_lists_the_known_keys(renderer):
+    text = _error(renderer, {"moodle_ha:restore:zzz": 1})
+    assert "moodle_ha:restore:zzz: unknown key (known here: backup, confirm)" in text
+
+
+def test_keys_of_open_mappings_and_release_keys_are_accepted(renderer):
+    out = renderer.show_sls("moodle_ha.hosts", patch={
+        "moodle_ha:gluster:options:performance.write-behind": "on",
+        "moodle_ha:web:php:date.timezone": "UTC",
+        "moodle_ha:galera:provider_options:gcs.fc_limit": 64,
+        "moodle_ha:garbd:options:socket.ssl": "no",
+        "moodle_ha:tofs:source_files:moodle_ha-lb-haproxy-config-file-managed": ["x.jinja"],
+        # os_family and osfinger keys are known keys
+        "moodle_ha:pkgs:haproxy": ["haproxy"],
+        "moodle_ha:lb:keepalived:config_test_wrapper": None,
+        "moodle_ha:moodle:source:version": "5.1",
+        # still accepted from older pillars, used nowhere
+        "moodle_ha:secrets:db_root_password": "old-root-password",
+    })
+    assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+def test_known_keys_come_from_the_defaults_given_at_render_time():
+    data = _merged_example()
+    known = _defaults_tree()
+    data["galera"]["new_switch"] = True
+    errors = VALIDATION.post_map(data, "moodle1", None, known)["errors"]
+    assert [e.split(" (")[0] for e in errors] == ["moodle_ha:galera:new_switch: unknown key"]
+    known["galera"]["new_switch"] = False
+    assert VALIDATION.post_map(data, "moodle1", None, known)["errors"] == []
+
+
+# --------------------------------------------------------------------------- host names
+def test_host_name_not_lower_case_rejected(renderer):
+    patch = {f"{HOSTS}:lb2": renderer.DELETE,
+             f"{HOSTS}:LB2": {"ip": "172.30.77.22", "roles": ["lb"]}}
+    text = _error(renderer, patch)
+    assert (f"{HOSTS}:LB2: 'LB2' is not lower case (Salt minion ids of this formula's hosts"
+            " must be lower case)") in text
+
+
+# --------------------------------------------------------------------------- secrets
+def test_db_root_password_no_longer_required(renderer):
+    assert "db_root_password" not in SECRETS
+    out = renderer.show_sls("moodle_ha.hosts",
+                            patch={"moodle_ha:secrets:db_root_password": renderer.DELETE})
+    assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+@pytest.mark.parametrize("secret", SECRETS + ("backup_encryption_key",))
+def test_control_character_in_a_secret_rejected_naming_it(renderer, secret):
+    value = "Ab\x7f1\x01" if secret == "keepalived_auth_pass" else "A-long-secret\x7f\x01-1"
+    text = _error(renderer, {f"moodle_ha:secrets:{secret}": value})
+    assert (f"moodle_ha:secrets:{secret}: contains control character(s) U+007F, U+0001"
+            " (not allowed in a secret)") in text
+
+
+@pytest.mark.parametrize("secret", ["moodle_admin_password", "sst_password"])
+def test_secret_ending_with_a_newline_rejected(renderer, secret):
+    text = _error(renderer, {f"moodle_ha:secrets:{secret}": "Example-Password-1\n"})
+    assert (f"moodle_ha:secrets:{secret}: ends with a newline (a YAML block scalar? use |-)"
+            in text)
+    assert "Example-Password-1" not in text
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("ab cd", "' ' (U+0020)"),
+    ("ab#cd", "'#' (U+0023)"),
+    ("ab!cd", "'!' (U+0021)"),
+    ('ab"cd', "'\"' (U+0022)"),
+    ("ab'cd", "\"'\" (U+0027)"),
+    ("ab\\cd", "'\\\\' (U+005C)"),
+    ("abécd", "'é' (U+00E9)"),
+])
+def test_keepalived_auth_pass_character_rejected_naming_it(renderer, value, shown):
+    text = _error(renderer, {"moodle_ha:secrets:keepalived_auth_pass": value})
+    assert (f"moodle_ha:secrets:keepalived_auth_pass: contains {shown}, which keepalived's"
+            " config parser cannot carry") in text
+
+
+@pytest.mark.parametrize("value", ["ad min", "admin:x", "ad#min", "", None])
+def test_stats_user_outside_the_plain_set_rejected(renderer, value):
+    text = _error(renderer, {"moodle_ha:lb:haproxy:stats_user": value})
+    assert (f"moodle_ha:lb:haproxy:stats_user: {value!r} is not a user name of letters,"
+            " digits, '.', '_' and '-'") in text
+
+
+def test_plain_stats_user_accepted(renderer):
+    out = renderer.show_sls("moodle_ha.hosts",
+                            patch={"moodle_ha:lb:haproxy:stats_user": "ops.admin-1"})
+    assert "moodle_ha-hosts-vip-entry-present" in out
+
+
+@pytest.mark.parametrize("value, kind", [(12345678, "a number"), (True, "a boolean"),
+                                         (["a", "b"], "a list")])
+def test_secret_that_is_not_a_string_rejected(renderer, value, kind):
+    text = _error(renderer, {"moodle_ha:secrets:keepalived_auth_pass": value})
+    assert (f"moodle_ha:secrets:keepalived_auth_pass: {kind} in YAML, not a string (quote it:"
+            " YAML reads e.g. 0123 as 83 and yes as true)") in text
+    assert "12345678" not in text
