@@ -86,9 +86,13 @@ def db_ok(name, port, user, password, database=None, timeout=30):
         ret["comment"] = "PyMySQL is not installed for the minion's Python"
         return ret
 
+    # PyMySQL encodes a str password as latin-1 (an error for '€', other bytes for 'é'); the
+    # account's password is the pillar's UTF-8, as MariaDB got it when the account was made.
+    secret = password.encode("utf-8") if isinstance(password, str) else password
+
     def check():
         try:
-            conn = pymysql.connect(host=name, port=int(port), user=user, password=password,
+            conn = pymysql.connect(host=name, port=int(port), user=user, password=secret,
                                    database=database, connect_timeout=5)
         except pymysql.MySQLError as exc:
             return False, f"{name}:{port} refused {user}: {exc.args[-1]}"
