@@ -31,9 +31,10 @@ RETIRED_SECRETS = ("db_root_password",)
 
 # keepalived silently truncates longer PASS authentication strings.
 KEEPALIVED_AUTH_MAX = 8
-# keepalived's config parser splits on whitespace, takes # and ! as comments and does not
-# reliably honour quotes (backslashes neither): printable ASCII without these only.
-_KEEPALIVED_BAD = frozenset(' #!"\'\\')
+# keepalived's config parser splits on whitespace, takes # and ! as comments, { } as block
+# delimiters even inside a word and $ for its parameter substitution, and does not reliably
+# honour quotes (backslashes neither): printable ASCII without these only.
+_KEEPALIVED_BAD = frozenset(' #!"\'\\{}$')
 
 # Salt minion ids of this formula's hosts are lower case: the node lists sort by name and
 # keepalived priorities follow that order.
@@ -310,7 +311,7 @@ def _secret_errors(data, errors):
         if bad:
             errors.append(f"{key}: contains {', '.join(_char(ch) for ch in bad)}, which"
                           " keepalived's config parser cannot carry (printable ASCII without"
-                          " space, # ! \" ' \\)")
+                          " space, # ! \" ' \\ { } $)")
     user = _get(data, "lb:haproxy:stats_user")
     if not isinstance(user, str) or not _STATS_USER_RE.match(user):
         errors.append(f"moodle_ha:lb:haproxy:stats_user: {user!r} is not a user name of"

@@ -455,6 +455,9 @@ def test_secret_ending_with_a_newline_rejected(renderer, secret):
     ("ab'cd", "\"'\" (U+0027)"),
     ("ab\\cd", "'\\\\' (U+005C)"),
     ("abécd", "'é' (U+00E9)"),
+    ("ab{cd", "'{' (U+007B)"),
+    ("ab}cd", "'}' (U+007D)"),
+    ("ab$cd", "'$' (U+0024)"),
 ])
 def test_keepalived_auth_pass_character_rejected_naming_it(renderer, value, shown):
     text = _error(renderer, {"moodle_ha:secrets:keepalived_auth_pass": value})
