@@ -463,6 +463,47 @@ def backup_node(data):
     return both[-1] if both else None
 
 
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# galera:sst_user reaches MariaDB's SST script as `user:password`, split at the first colon.
+_SST_USER_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+
+
+def _galera_safety_errors(data, errors):
+    """The data-safety switches of the galera layer (_states/galera.py reads them)."""
+    old = _get(data, "galera:force_bootstrap_node")
+    if old is not None:
+        errors.append("moodle_ha:galera:force_bootstrap_node: retired (a node name has no"
+                      " expiry); remove it and use galera:force_bootstrap: {node: <name>,"
+                      " seqno: <its recovered seqno>}")
+    force = _get(data, "galera:force_bootstrap")
+    if force is not None:
+        key = "moodle_ha:galera:force_bootstrap"
+        if not isinstance(force, dict):
+            errors.append(f"{key}: must be null or a mapping {{node, seqno[, uuid]}}, got"
+                          f" {_kind(force)}")
+        else:
+            node, seqno, uuid = force.get("node"), force.get("seqno"), force.get("uuid")
+            extra = sorted(set(map(str, force)) - {"node", "seqno", "uuid"})
+            if extra:
+                errors.append(f"{key}: unknown key(s) {extra} (node, seqno, uuid)")
+            if node not in _role_hosts(data).get("galera", []):
+                errors.append(f"{key}:node: {node!r} is not a galera host")
+            if isinstance(seqno, bool) or not isinstance(seqno, int):
+                errors.append(f"{key}:seqno: must be an integer (the seqno that node"
+                              f" recovered), got {_kind(seqno)}")
+            if uuid is not None and not (isinstance(uuid, str) and _UUID_RE.match(uuid)):
+                errors.append(f"{key}:uuid: {uuid!r} is not a cluster uuid")
+    discard = _get(data, "galera:discard_existing_schemas")
+    if not isinstance(discard, bool):
+        errors.append("moodle_ha:galera:discard_existing_schemas: must be true or false, got"
+                      f" {_kind(discard)}")
+    user = _get(data, "galera:sst_user")
+    if not isinstance(user, str) or not _SST_USER_RE.match(user):
+        errors.append(f"moodle_ha:galera:sst_user: {user!r} is not a MariaDB user name of up to"
+                      " 32 letters, digits and '_' (the SST script splits user:password at the"
+                      " first ':')")
+
+
 def _backup_errors(data, errors):
     if not _get(data, "backup:enabled"):
         return
@@ -606,6 +647,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _garbd_errors(data, errors)
         _metrics_errors(data, errors)
         _backup_errors(data, errors)
+        _galera_safety_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):

@@ -152,3 +152,29 @@ def test_disabled_metrics_skip_every_exporter_check(data):
     assert moodle_ha.validate(data) == []
     data["metrics"]["enabled"] = "no"
     assert moodle_ha.validate(data) == ["moodle_ha:metrics:enabled: 'no' is not true or false"]
+
+
+# --- the galera layer's data-safety switches -----------------------------------------------
+
+@pytest.mark.parametrize("key, value, message", [
+    ("force_bootstrap_node", "moodle1", "galera:force_bootstrap_node: retired"),
+    ("force_bootstrap", "moodle1", "galera:force_bootstrap: must be null or a mapping"),
+    ("force_bootstrap", {"node": "lb1", "seqno": 12}, "force_bootstrap:node: 'lb1' is not"),
+    ("force_bootstrap", {"node": "moodle1", "seqno": True}, "force_bootstrap:seqno: must be"),
+    ("force_bootstrap", {"node": "moodle1", "seqno": "12"}, "force_bootstrap:seqno: must be"),
+    ("force_bootstrap", {"node": "moodle1", "seqno": 12, "uuid": "x"}, "force_bootstrap:uuid:"),
+    ("force_bootstrap", {"node": "moodle1", "seqno": 12, "when": 1}, "unknown key(s) ['when']"),
+    ("discard_existing_schemas", "yes please", "discard_existing_schemas: must be true or false"),
+    ("sst_user", "sst:x", "galera:sst_user: 'sst:x' is not a MariaDB user name"),
+])
+def test_galera_safety_switches_are_checked(data, key, value, message):
+    data["galera"][key] = value
+    errors = moodle_ha.validate(data)
+    assert any(message in e for e in errors), errors
+
+
+def test_a_one_shot_force_bootstrap_is_accepted(data):
+    data["galera"]["force_bootstrap"] = {
+        "node": "moodle2", "seqno": 1234, "uuid": "9420fce5-ee03-11f1-8a55-2f3c4d5e6f70"}
+    data["galera"]["discard_existing_schemas"] = True
+    assert moodle_ha.validate(data, "moodle1", ["galera", "gluster", "web"]) == []
