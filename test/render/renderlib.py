@@ -21,6 +21,17 @@ def example_pillar():
         return yaml.safe_load(fh)
 
 
+def merge(base, over):
+    """Recursive dict merge into `base`, as map.jinja's slsutil.merge (lists and scalars
+    replaced); returns `base`."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def _deep_set(data, path, value):
     keys = path.split(":")
     node = data

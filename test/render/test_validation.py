@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from render.renderlib import REPO, example_pillar
+from render.renderlib import REPO, example_pillar, merge
 from saltmodules import load
 
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_validation_secrets")
@@ -30,29 +30,19 @@ def _error(renderer, patch, minion_id="moodle1", roles=None):
     return text
 
 
-def _merge(base, over):
-    """Recursive dict merge, as map.jinja's slsutil.merge (lists and scalars replaced)."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def _defaults_tree():
     """defaults.yaml, os_family/Debian.yaml and osfinger/Debian-13.yaml merged, as map.jinja."""
     tree = {}
     for name in ("defaults", "os_family/Debian", "osfinger/Debian-13"):
         path = REPO / "moodle_ha" / "parameters" / f"{name}.yaml"
-        _merge(tree, yaml.safe_load(path.read_text())["values"])
+        merge(tree, yaml.safe_load(path.read_text())["values"])
     return tree
 
 
 def _merged_example():
     pillar = example_pillar()["moodle_ha"]
     pillar.pop("lookup", None)
-    return _merge(copy.deepcopy(_defaults_tree()), pillar)
+    return merge(copy.deepcopy(_defaults_tree()), pillar)
 
 
 @pytest.mark.parametrize("secret", SECRETS)

@@ -5,20 +5,10 @@ import copy
 import pytest
 import yaml
 
-from render.renderlib import REPO
+from render.renderlib import REPO, merge
 from saltmodules import load
 
 moodle_ha = load("_modules/moodle_ha.py", "moodle_ha_module_under_test")
-
-
-def _merge(base, over):
-    """Recursive dict merge, as map.jinja's slsutil.merge (lists and scalars replaced)."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 @pytest.fixture
@@ -26,7 +16,7 @@ def data():
     """The merged map for pillar.example (defaults + pillar, no OS layer needed here)."""
     defaults = yaml.safe_load((REPO / "moodle_ha/parameters/defaults.yaml").read_text())["values"]
     pillar = yaml.safe_load((REPO / "pillar.example").read_text())["moodle_ha"]
-    return _merge(copy.deepcopy(defaults), pillar)
+    return merge(copy.deepcopy(defaults), pillar)
 
 
 def test_pillar_example_is_valid(data):
