@@ -355,7 +355,9 @@ def volume_create(name, bricks, replica=None, force=False, transport="tcp"):
             replica=2 force=True
     """
     args = ["volume", "create", name]
-    if replica:
+    # Replica 1 (gluster:allow_no_redundancy) is a plain distribute volume, created without
+    # a replica count.
+    if replica and int(replica) > 1:
         args += ["replica", int(replica)]
     args += ["transport", transport, *_brick_list(bricks)]
     if force:

@@ -312,6 +312,18 @@ def _secret_errors(data, errors):
             errors.append(f"{key}: contains {', '.join(_char(ch) for ch in bad)}, which"
                           " keepalived's config parser cannot carry (printable ASCII without"
                           " space, # ! \" ' \\ { } $)")
+    sst = _get(data, "secrets:sst_password")
+    if isinstance(sst, str) and sst:
+        # MariaDB's SST donor script reads the password from the server with `read` (no -r):
+        # it drops backslashes and the spaces around the value, and the donor's mariabackup
+        # then logs in with another password (seen in the lab: every SST refused).
+        key = "moodle_ha:secrets:sst_password"
+        if "\\" in sst:
+            errors.append(f"{key}: contains {_char(chr(0x5C))}, which MariaDB's SST donor script"
+                          " drops (it reads the password with read, without -r)")
+        if sst != sst.strip(" \t"):
+            errors.append(f"{key}: begins or ends with a space or tab, which MariaDB's SST donor"
+                          " script strips")
     user = _get(data, "lb:haproxy:stats_user")
     if not isinstance(user, str) or not _STATS_USER_RE.match(user):
         errors.append(f"moodle_ha:lb:haproxy:stats_user: {user!r} is not a user name of"

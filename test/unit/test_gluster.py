@@ -255,6 +255,14 @@ def test_volume_create_builds_the_command_with_replica_and_force(mod):
     assert mod.volume_create("moodledata", BRICKS, replica=3, force=True) is True
 
 
+def test_volume_create_with_replica_1_makes_a_distribute_volume(mod):
+    cli = FakeCli(
+        {f"volume create moodledata transport tcp {BRICKS[0]} force": xml("volume_create-ok")}
+    )
+    mod.__salt__ = {"cmd.run_all": cli}
+    assert mod.volume_create("moodledata", BRICKS[:1], replica=1, force=True) is True
+
+
 def test_brick_without_absolute_path_is_refused_before_running(mod):
     cli = FakeCli({})
     mod.__salt__ = {"cmd.run_all": cli}

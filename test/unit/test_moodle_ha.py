@@ -168,3 +168,19 @@ def test_a_one_shot_force_bootstrap_is_accepted(data):
         "node": "moodle2", "seqno": 1234, "uuid": "9420fce5-ee03-11f1-8a55-2f3c4d5e6f70"}
     data["galera"]["discard_existing_schemas"] = True
     assert moodle_ha.validate(data, "moodle1", ["galera", "gluster", "web"]) == []
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc\\def", "sst_password: contains '\\\\' (U+005C)"),
+    (" abcdef", "sst_password: begins or ends with a space or tab"),
+    ("abcdef ", "sst_password: begins or ends with a space or tab"),
+])
+def test_sst_password_refuses_what_the_sst_script_drops(data, value, message):
+    data["secrets"]["sst_password"] = value
+    errors = moodle_ha.validate(data)
+    assert any(message in e for e in errors), errors
+
+
+def test_sst_password_with_quotes_hash_dollar_and_inner_spaces_passes(data):
+    data["secrets"]["sst_password"] = "a#b'c\"d$e ${HOME} é€"
+    assert moodle_ha.validate(data) == []
