@@ -687,6 +687,10 @@ def schemas_in_datadir(datadir=DATADIR):
     return sorted(found)
 
 
+# prepare_rejoin (_modules/moodle_ha_backup.py) renames grastate.dat to this prefix + name.
+REJOIN_MARK = "grastate.dat.before-restore-"
+
+
 def non_galera_schemas(datadir=DATADIR):
     """
     User schemas of a database that is not part of any Galera cluster (a MariaDB installed
@@ -702,6 +706,14 @@ def non_galera_schemas(datadir=DATADIR):
     """
     gra = grastate(datadir=datadir)
     if gra and gra.get("uuid") and gra["uuid"] != ZERO_UUID:
+        return []
+    # A member whose Galera state was set aside for a confirmed restore
+    # (moodle_ha_backup.prepare_rejoin): its data is the cluster's, to be replaced by SST.
+    try:
+        entries = os.listdir(datadir or DATADIR)
+    except FileNotFoundError:
+        entries = []
+    if any(entry.startswith(REJOIN_MARK) for entry in entries):
         return []
     return schemas_in_datadir(datadir)
 

@@ -898,6 +898,14 @@ def test_a_datadir_with_cluster_history_is_a_galera_member_whatever_its_schemas(
     assert mod.non_galera_schemas(str(tmp_path)) == []
 
 
+def test_a_member_set_aside_for_a_confirmed_restore_is_not_a_foreign_database(mod, tmp_path):
+    # moodle_ha_backup.prepare_rejoin renamed grastate.dat: the node must rejoin by SST.
+    make_datadir(tmp_path)
+    (tmp_path / "grastate.dat.before-restore-20261202T015838Z-20261202T015901Z").write_text(
+        data("grastate-crashed"))
+    assert mod.non_galera_schemas(str(tmp_path)) == []
+
+
 def test_a_fresh_package_datadir_has_no_user_schema(mod, tmp_path):
     for schema in ("mysql", "performance_schema", "sys"):
         (tmp_path / schema).mkdir()
