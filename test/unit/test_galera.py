@@ -784,20 +784,28 @@ def test_state_stops_the_standalone_server_from_the_package_first(monkeypatch):
         "old": "standalone server started by the package", "new": "stopped"}
 
 
-def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
-    fake = Fake([stopped(), synced()], own=pos(10),
-                mine={"moodle1": recent(pos(12)), "moodle3": recent(pos(11))})
-    probes = iter([False, False, False, True])
-
+def _only_moodle1_answers(fake, monkeypatch, answer):
+    """galera.peer_live of FAKE: moodle1 gives answer() at each probe, the other peers are down."""
     def peer_live(ip, cc, repl):
         if ip == "172.30.77.11":
-            up = next(probes, True)
-            return {"primary": up, "port_open": True, "state": 4 if up else None}
+            return answer()
         return {"primary": False, "port_open": False}
 
     salt = fake.salt()
     salt["galera.peer_live"] = peer_live
     monkeypatch.setattr(fake, "salt", lambda: salt)
+
+
+def test_state_not_chosen_node_waits_for_the_primary_then_joins(monkeypatch):
+    fake = Fake([stopped(), synced()], own=pos(10),
+                mine={"moodle1": recent(pos(12)), "moodle3": recent(pos(11))})
+    probes = iter([False, False, False, True])
+
+    def moodle1():
+        up = next(probes, True)
+        return {"primary": up, "port_open": True, "state": 4 if up else None}
+
+    _only_moodle1_answers(fake, monkeypatch, moodle1)
     ret = run_state(fake, monkeypatch, name="moodle2")
     assert ret["result"] is True, ret["comment"]
     assert ["systemctl", "start", "mariadb"] in fake.commands
@@ -1307,14 +1315,7 @@ def test_state_brand_new_joiner_waits_out_the_bootstrap_nodes_account_creation(m
                 mine={"moodle1": recent(fresh()), "moodle3": recent(fresh())})
     answers = iter([refusing(), refusing(), refusing()])
 
-    def peer_live(ip, cc, repl):
-        if ip == "172.30.77.11":
-            return next(answers, prim())
-        return {"primary": False, "port_open": False}
-
-    salt = fake.salt()
-    salt["galera.peer_live"] = peer_live
-    monkeypatch.setattr(fake, "salt", lambda: salt)
+    _only_moodle1_answers(fake, monkeypatch, lambda: next(answers, prim()))
     ret = run_state(fake, monkeypatch, name="moodle2")
     assert ret["result"] is True, ret["comment"]
     assert ["systemctl", "start", "mariadb"] in fake.commands
