@@ -55,10 +55,14 @@ class _HttpLoad:
 
 
 def _free_ip(topology):
+    """The first free address of the subnet after the app nodes' highest (the lab's layout)."""
     net = ipaddress.ip_network(topology["subnet"])
-    used = {h["ip"] for h in topology["hosts"].values()} | {topology["vip"]}
-    for ip in list(net.hosts())[1:]:
-        if str(ip) not in used and int(ip) & 0xFF > 13:
+    used = {ipaddress.ip_address(h["ip"]) for h in topology["hosts"].values()}
+    used.add(ipaddress.ip_address(topology["vip"]))
+    apps = [ipaddress.ip_address(h["ip"]) for h in topology["hosts"].values()
+            if "web" in h["roles"]]
+    for ip in net.hosts():
+        if ip > max(apps) and ip not in used:
             return str(ip)
     raise AssertionError("no free address in the lab subnet")
 
