@@ -5,6 +5,8 @@ base:
   'roles:*':
     - match: grain
     - moodle_ha.hosts
+    # Per-host nftables table (removed with firewall:enabled false).
+    - moodle_ha.firewall
     # Prometheus exporters (a no-op with metrics:enabled false).
     - moodle_ha.metrics
   'roles:gluster':

@@ -613,6 +613,61 @@ def _metrics_errors(data, errors):
                       " /metrics (the stats page keeps /)")
 
 
+def _network_list_errors(key, value, errors, nullable=False):
+    if value is None and nullable:
+        return
+    if not isinstance(value, list):
+        errors.append(f"moodle_ha:{key}: {value!r} is not a list of networks"
+                      + (" (or null)" if nullable else ""))
+        return
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            errors.append(f"moodle_ha:{key}: {item!r} is not an IP address or network"
+                          " such as 192.0.2.0/24")
+            return
+        if isinstance(item, bool) or not isinstance(item, str):
+            errors.append(f"moodle_ha:{key}: {item!r} must be a string such as"
+                          " '192.0.2.0/24'")
+            return
+
+
+def _firewall_errors(data, errors):
+    enabled = _get(data, "firewall:enabled")
+    if not isinstance(enabled, bool):
+        errors.append(f"moodle_ha:firewall:enabled: {enabled!r} is not true or false")
+        return
+    for key in ("ssh_allow", "metrics_allow"):
+        _network_list_errors(f"firewall:{key}", _get(data, f"firewall:{key}"), errors,
+                             nullable=True)
+    for key in ("web_allow", "db_allow"):
+        _network_list_errors(f"firewall:{key}", _get(data, f"firewall:{key}"), errors)
+    first = _get(data, "firewall:gluster_brick_ports:first")
+    last = _get(data, "firewall:gluster_brick_ports:last")
+    if not (_is_port(first) and _is_port(last) and first <= last):
+        errors.append(f"moodle_ha:firewall:gluster_brick_ports: first {first!r} and last"
+                      f" {last!r} must be ports with first <= last (glusterd.vol base-port"
+                      " and max-port)")
+    extra = _get(data, "firewall:extra_rules")
+    if not isinstance(extra, list) or not all(
+            isinstance(line, str) and line.strip() and not _controls(line) for line in extra):
+        errors.append(f"moodle_ha:firewall:extra_rules: {extra!r} is not a list of one-line"
+                      " nft rule statements")
+    auth = _get(data, "gluster:auth_allow")
+    if auth is not None and (not isinstance(auth, list) or not auth or not all(
+            isinstance(a, str) and re.fullmatch(r"[0-9A-Za-z.*:\[\]-]+", a) for a in auth)):
+        errors.append(f"moodle_ha:gluster:auth_allow: {auth!r} is not null or a non-empty list"
+                      " of client addresses (IP addresses, * wildcards allowed)")
+    bind = _get(data, "galera:bind_address")
+    if bind is not None:
+        try:
+            ipaddress.ip_address(str(bind))
+        except ValueError:
+            errors.append(f"moodle_ha:galera:bind_address: {bind!r} is not null or an IP"
+                          " address")
+
+
 def _role_hosts(data):
     hosts = _get(data, "topology:hosts") or {}
     out = {role: [] for role in _get(data, "known_roles") or []}
@@ -660,6 +715,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _metrics_errors(data, errors)
         _backup_errors(data, errors)
         _galera_safety_errors(data, errors)
+        _firewall_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):

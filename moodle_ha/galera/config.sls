@@ -11,6 +11,15 @@
 include:
   - .package
 
+{#- The SQL port binds the host's topology IP (galera:bind_address null): a bind to an
+    address networkd has not configured yet would stop the server at boot, so non-local
+    binds are allowed (set now, persisted for boot). #}
+moodle_ha-galera-sysctl-ip-nonlocal-bind-present:
+  sysctl.present:
+    - name: net.ipv4.ip_nonlocal_bind
+    - value: 1
+    - config: {{ moodle_ha.galera.sysctl_file }}
+
 moodle_ha-galera-config-file-managed:
   file.managed:
     - name: {{ moodle_ha.galera.config_file }}
@@ -24,3 +33,4 @@ moodle_ha-galera-config-file-managed:
     - show_changes: False
     - require:
       - pkg: moodle_ha-galera-package-installed
+      - sysctl: moodle_ha-galera-sysctl-ip-nonlocal-bind-present

@@ -34,11 +34,21 @@ moodle_ha-gluster-volume-present:
       - file: moodle_ha-gluster-brick-directory-managed
       - sls: {{ tpldir | replace("/", ".") }}.peers
 
+{#- auth.allow: only the gluster peers and the web hosts (the dataroot's clients) may
+    connect to the bricks, wherever else the brick ports are reachable from. #}
+{%-   set clients = ["127.0.0.1"] %}
+{%-   for node in moodle_ha.nodes.roles.gluster + moodle_ha.nodes.roles.web %}
+{%-     if node.ip not in clients %}
+{%-       do clients.append(node.ip) %}
+{%-     endif %}
+{%-   endfor %}
+{%-   set options = dict(g.options, **{"auth.allow": (g.auth_allow or clients) | join(",")}) %}
+
 moodle_ha-gluster-volume-options-set:
   gluster.volume_options:
     - name: {{ g.volume }}
     - options:
-{%-   for key, value in g.options | dictsort %}
+{%-   for key, value in options | dictsort %}
         {{ key }}: {{ value | json }}
 {%-   endfor %}
     - require:

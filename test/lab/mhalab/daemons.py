@@ -210,7 +210,12 @@ def pillar_files(topo: dict) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(yaml_dump({"moodle_ha": {"secrets": generated}}))
     os.chmod(SECRETS_FILE, 0o600)
-    lab = {"moodle_ha": {"apt": {"proxy": f"http://{topo['gateway']}:{ACNG_PORT}"}}}
+    lab = {"moodle_ha": {
+        "apt": {"proxy": f"http://{topo['gateway']}:{ACNG_PORT}"},
+        # The lab host is the operator's machine: the tests write rows through the DB
+        # endpoints from it. Nothing else of the cluster (3306, 9200, gluster) admits it.
+        "firewall": {"db_allow": [f"{topo['gateway']}/32"]},
+    }}
     if ARCHIVE.exists():
         sha = hashlib.sha256(ARCHIVE.read_bytes()).hexdigest()
         lab["moodle_ha"]["moodle"] = {"source": {"sha256": sha}}
