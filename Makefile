@@ -24,8 +24,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 venv: $(VENV)/.installed
 
 ## Unit, render and lint tests, then the lab integration suite (brings the lab up and down):
-## the whole suite on Debian 13 and the smoke set on Debian 12, or the whole suite on
-## $(RELEASE) / $MOODLE_HA_LAB_RELEASE only when set.
+## the whole suite on Debian 13, then the arbitrator topology and a web node added to it; or
+## the whole suite on $(RELEASE) / $MOODLE_HA_LAB_RELEASE only when set.
 test: venv
 	@$(LABENV) bash test/run.sh
 
@@ -33,7 +33,7 @@ test: venv
 test-static: venv
 	@bash test/run.sh --no-lab
 
-## Unit, render and lint tests, then the lab suite once per Debian release (bookworm, trixie).
+## What `make test` runs, then the whole lab suite on Debian 12 (bookworm) too.
 test-matrix: venv
 	@bash test/run.sh --matrix
 

@@ -53,3 +53,15 @@ def node_http(topology):
     def get(host, port, path):
         return testkit.http_get(f"http://{topology['hosts'][host]['ip']}:{port}{path}")
     return get
+
+
+@pytest.fixture(scope="session")
+def clustercheck_http(topology):
+    """(status, body) of HOST's clustercheck asked from the first load balancer: the
+    firewall admits clustercheck from the load balancers and the galera peers only."""
+    lb = sorted(h for h, spec in topology["hosts"].items() if "lb" in spec["roles"])[0]
+    port = testkit.pillar().get("galera", {}).get("clustercheck", {}).get("port", 9200)
+
+    def get(host, path="/"):
+        return testkit.http_get_from(lb, f"http://{topology['hosts'][host]['ip']}:{port}{path}")
+    return get

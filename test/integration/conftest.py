@@ -18,6 +18,7 @@ import pytest
 
 # Fixtures of the deployed cluster live beside this file (this makes them visible to pytest).
 from cluster_fixtures import (  # noqa: F401
+    clustercheck_http,
     deployed,
     lab_salt,
     node_http,

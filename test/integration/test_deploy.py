@@ -59,17 +59,17 @@ def test_moodle_answers_through_the_vip(deployed, vip_http):
     assert status == 200, body[:500]
 
 
-def test_clustercheck_answers_200_when_synced(deployed, node_http):
+def test_clustercheck_answers_200_when_synced(deployed, clustercheck_http):
     for host in ("moodle1", "moodle2", "moodle3"):
-        status, _ = node_http(host, 9200, "/")
-        assert status == 200
+        status, body = clustercheck_http(host)
+        assert status == 200, body[:300]
 
 
-def test_clustercheck_answers_503_when_desynced(deployed, lab_salt, node_http):
+def test_clustercheck_answers_503_when_desynced(deployed, lab_salt, clustercheck_http):
     sql = "SET GLOBAL wsrep_desync=ON"
     lab_salt("moodle3", "cmd.run", f'mysql -e "{sql}"')
     try:
-        status, _ = node_http("moodle3", 9200, "/")
-        assert status == 503
+        status, body = clustercheck_http("moodle3")
+        assert status == 503, body[:300]
     finally:
         lab_salt("moodle3", "cmd.run", 'mysql -e "SET GLOBAL wsrep_desync=OFF"')

@@ -78,11 +78,10 @@ def test_option_files_carry_the_exact_sst_and_clustercheck_passwords(deployed, t
         assert _option(host, CLUSTERCHECK_CNF, "client", "user") == check_user, host
 
 
-def test_clustercheck_logs_in_on_every_node(deployed, topology, node_http):
-    port = testkit.pillar().get("galera", {}).get("clustercheck", {}).get("port", 9200)
+def test_clustercheck_logs_in_on_every_node(deployed, topology, clustercheck_http):
     for host in _hosts(topology, "galera"):
-        status, body = node_http(host, port, "/")
-        assert status == 200, f"{host}:{port} answered {status}: {body[:200]}"
+        status, body = clustercheck_http(host)
+        assert status == 200, f"{host} clustercheck answered {status}: {body[:200]}"
 
 
 def test_config_php_carries_the_exact_db_password(deployed, topology, secrets):

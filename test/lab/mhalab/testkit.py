@@ -184,3 +184,36 @@ def http_get(url: str, host_header: str | None = None, timeout: float = 5):
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
+
+
+_HTTP_FROM = r"""
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as resp:
+        status, body = resp.status, resp.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+except OSError as exc:
+    status, body = 0, str(exc).encode()
+sys.stdout.write(str(status) + "\n" + body.decode("utf-8", "replace"))
+"""
+
+
+def http_get_from(host: str, url: str, timeout: float = 5):
+    """(status, body) of a GET sent from inside lab host HOST (status 0: no answer), for
+    ports the firewall opens to cluster members only (clustercheck from a load balancer)."""
+    proc = host_exec(host, ["python3", "-c", _HTTP_FROM, url, str(timeout)],
+                     timeout=timeout + 60)
+    status, _, body = proc.stdout.partition("\n")
+    return int(status or 0), body
+
+
+def tcp_open(ip: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection from the lab host to IP:PORT is accepted."""
+    import socket
+
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
