@@ -10,9 +10,13 @@ from mhalab import testkit
 
 pytestmark = pytest.mark.lab
 
-# Internal ports of a galera + gluster host that only members may reach.
-INTERNAL = {3306: "mariadb", 4567: "galera replication", 4568: "galera IST",
-            9200: "clustercheck", 24007: "glusterd"}
+# Internal ports of a galera + gluster host that only members may reach: listening ones
+# (checked with ss, so a silent port is the firewall and not a missing service) and the
+# state-transfer ports, which listen only during a transfer (a SYN to them must get no
+# answer at all, not the reset of a closed port).
+LISTENING = {3306: "mariadb", 4567: "galera replication", 9200: "clustercheck",
+             24007: "glusterd"}
+TRANSFER = {4568: "galera IST", 4444: "galera SST"}
 
 _CONNECT = r"""
 import socket, sys
@@ -41,13 +45,17 @@ def _listening(host):
     return ports
 
 
-def _brick_ports(host):
-    out = testkit.host_exec(host, ["gluster", "volume", "status", "all", "detail", "--xml"]).stdout
+def _brick_ports(host, ip):
+    """Ports of the bricks on HOST (address IP), from `gluster volume status --xml`."""
     import xml.etree.ElementTree as ET
 
-    root = ET.fromstring(out)
-    return sorted({int(n.findtext("port")) for n in root.iter("node")
-                   if (n.findtext("port") or "N/A").isdigit() and int(n.findtext("port")) > 0})
+    out = testkit.host_exec(host, ["gluster", "volume", "status", "all", "detail", "--xml"]).stdout
+    ports = set()
+    for node in ET.fromstring(out).iter("node"):
+        port = node.findtext("port") or ""
+        if node.findtext("hostname") in (ip, host) and port.isdigit() and int(port) > 0:
+            ports.add(int(port))
+    return sorted(ports)
 
 
 def _from(host, ip, port):
@@ -63,17 +71,21 @@ def test_every_host_runs_the_table(deployed, topology):
 
 
 def test_internal_ports_refuse_a_non_member_of_the_subnet(deployed, topology):
-    """The lab host (gateway of the subnet) reaches none of the members' internal ports,
-    each of which is listening (so a closed port is the firewall, not a missing service)."""
+    """The lab host (in the subnet, no member of the topology) gets no answer from any of
+    the members' internal ports: its SYNs are dropped."""
     for host in _hosts(topology, "galera"):
         ip = topology["hosts"][host]["ip"]
         listening = _listening(host)
-        ports = dict(INTERNAL)
-        ports.update({p: "gluster brick" for p in _brick_ports(host)})
-        for port, what in sorted(ports.items()):
+        bricks = {p: "gluster brick" for p in _brick_ports(host, ip)}
+        assert bricks, f"{host}: no brick port in gluster volume status"
+        for port, what in sorted({**LISTENING, **bricks}.items()):
             assert port in listening, f"{host} does not listen on {port} ({what})"
-            assert not testkit.tcp_open(ip, port), (
-                f"{host}:{port} ({what}) accepts a connection from the lab host")
+        for port, what in sorted({**LISTENING, **bricks, **TRANSFER}.items()):
+            got = testkit.tcp_probe(ip, port)
+            assert got == "filtered", f"{host}:{port} ({what}) is {got} from the lab host"
+    # Control: a port of the same host that the subnet may reach answers.
+    first = _hosts(topology, "galera")[0]
+    assert testkit.tcp_probe(topology["hosts"][first]["ip"], 9100) == "open"
 
 
 def test_mariadb_and_clustercheck_listen_on_the_topology_ip_only(deployed, topology):

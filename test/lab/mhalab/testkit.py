@@ -208,12 +208,20 @@ def http_get_from(host: str, url: str, timeout: float = 5):
     return int(status or 0), body
 
 
-def tcp_open(ip: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether a TCP connection from the lab host to IP:PORT is accepted."""
+def tcp_probe(ip: str, port: int, timeout: float = 2.0) -> str:
+    """A TCP connection from the lab host to IP:PORT: "open", "refused" (nothing listens, a
+    reset came back) or "filtered" (no answer at all: a firewall dropped the SYN)."""
     import socket
 
     try:
         with socket.create_connection((ip, port), timeout=timeout):
-            return True
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
     except OSError:
-        return False
+        return "filtered"
+
+
+def tcp_open(ip: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection from the lab host to IP:PORT is accepted."""
+    return tcp_probe(ip, port, timeout) == "open"
