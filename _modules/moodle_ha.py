@@ -642,7 +642,22 @@ def _firewall_errors(data, errors):
         _network_list_errors(f"firewall:{key}", _get(data, f"firewall:{key}"), errors,
                              nullable=True)
     for key in ("web_allow", "db_allow"):
-        _network_list_errors(f"firewall:{key}", _get(data, f"firewall:{key}"), errors)
+        value = _get(data, f"firewall:{key}")
+        _network_list_errors(f"firewall:{key}", value, errors)
+        if isinstance(value, list) and any(
+                ":" in str(item) for item in value if isinstance(item, str)):
+            errors.append(f"moodle_ha:firewall:{key}: {value!r} has an IPv6 network, but the"
+                          " VIP and the lb hosts' addresses are IPv4: it would admit nothing")
+    ssh = _get(data, "firewall:ssh_port")
+    roles = {r for h in (_get(data, "topology:hosts") or {}).values()
+             for r in ((h or {}).get("roles") or [])}
+    listeners = [k for r in sorted(roles) for k in _ROLE_LISTENERS.get(r, ())]
+    if _get(data, "metrics:enabled") is True:
+        listeners += [k for k, _ in _EXPORTER_PORTS]
+    clash = next((k for k in listeners if _get(data, k) == ssh), None)
+    if _is_port(ssh) and clash:
+        errors.append(f"moodle_ha:firewall:ssh_port: port {ssh} is also moodle_ha:{clash}"
+                      " (the firewall would open it to firewall:ssh_allow)")
     first = _get(data, "firewall:gluster_brick_ports:first")
     last = _get(data, "firewall:gluster_brick_ports:last")
     if not (_is_port(first) and _is_port(last) and first <= last):
