@@ -5,6 +5,7 @@ base:
   'roles:*':
     - match: grain
     - moodle_ha.hosts
+    - moodle_ha.chrony
     # Per-host nftables table (removed with firewall:enabled false).
     - moodle_ha.firewall
     # Prometheus exporters (a no-op with metrics:enabled false).

@@ -455,6 +455,38 @@ def _garbd_errors(data, errors):
         errors.append(f"moodle_ha:garbd:restart_sec: {restart!r} is not a number of seconds >= 1")
 
 
+# An NTP server of chrony.conf: a host name or an IP address (no spaces: no extra options).
+_NTP_SERVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+def _chrony_errors(data, errors):
+    enabled = _get(data, "chrony:enabled")
+    if not isinstance(enabled, bool):
+        errors.append(f"moodle_ha:chrony:enabled: {enabled!r} is not true or false")
+        return
+    if not enabled:
+        return
+    servers = _get(data, "chrony:servers")
+    if not isinstance(servers, list) or not all(
+            isinstance(s, str) and _NTP_SERVER_RE.match(s) for s in servers):
+        errors.append(f"moodle_ha:chrony:servers: {servers!r} is not a list of NTP server"
+                      " host names or IP addresses (without spaces)")
+        servers = None
+    local = _get(data, "chrony:local_servers")
+    hosts = _get(data, "topology:hosts") or {}
+    if local is None:
+        local = _role_hosts(data).get("lb", [])
+    elif not isinstance(local, list) or not all(
+            isinstance(n, str) and n in hosts for n in local) or len(set(local)) != len(local):
+        errors.append(f"moodle_ha:chrony:local_servers: {local!r} is not null (the lb hosts) or"
+                      " a list of distinct moodle_ha:topology:hosts names")
+        return
+    if servers == [] and not local:
+        errors.append("moodle_ha:chrony:servers: empty and no local time server"
+                      " (chrony:local_servers is empty, or null without an lb host): no host"
+                      " would have a time source")
+
+
 BACKUP_COMPRESSION = ("gzip", "zstd", "none")
 
 
@@ -727,6 +759,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
     if not errors:
         _layer_errors(data, errors)
         _garbd_errors(data, errors)
+        _chrony_errors(data, errors)
         _metrics_errors(data, errors)
         _backup_errors(data, errors)
         _galera_safety_errors(data, errors)
