@@ -23,8 +23,9 @@ SECRETS = (
     "keepalived_auth_pass",
     "moodle_admin_password",
 )
-# Optional: its presence switches backup encryption on.
-OPTIONAL_SECRETS = ("backup_encryption_key",)
+# Optional: backup_encryption_key's presence switches backup encryption on; tls_key (a PEM
+# private key: line breaks allowed) is required while lb:tls:enabled is true (_tls_errors).
+OPTIONAL_SECRETS = ("backup_encryption_key", "tls_key")
 # Accepted from older pillars and ignored: root keeps unix_socket authentication and nothing
 # connects as root over TCP.
 RETIRED_SECRETS = ("db_root_password",)
@@ -52,7 +53,8 @@ _HOST_KEYS = ("ip", "roles")
 _EXTRA_KEYS = {"moodle:source": ("ref", "version")}
 # Sections this module reads into (checked even without the defaults' key tree).
 _MAPPINGS = ("topology", "topology:hosts", "secrets", "galera", "galera:clustercheck",
-             "gluster", "lb", "lb:haproxy", "lb:keepalived", "web", "moodle", "moodle:source",
+             "gluster", "lb", "lb:haproxy", "lb:tls", "lb:keepalived", "web", "moodle",
+             "moodle:source",
              "metrics", "metrics:node_exporter", "metrics:mysqld_exporter", "metrics:haproxy",
              "garbd", "backup", "restore")
 
@@ -299,8 +301,9 @@ def _secret_errors(data, errors):
             errors.append(f"{key}: {_kind(value)} in YAML, not a string (quote it: YAML reads"
                           " e.g. 0123 as 83 and yes as true)")
         else:
-            # The backup key's line breaks have their own message (_backup_errors).
-            _secret_text_errors(key, value, errors, line_breaks=name != "backup_encryption_key")
+            # The backup key's line breaks have their own message (_backup_errors); a PEM key
+            # is lines (a lone carriage return: _tls_errors).
+            _secret_text_errors(key, value, errors, line_breaks=name not in OPTIONAL_SECRETS)
     auth = _get(data, "secrets:keepalived_auth_pass")
     if isinstance(auth, str) and auth:
         key = "moodle_ha:secrets:keepalived_auth_pass"
@@ -591,7 +594,7 @@ _ROLE_LISTENERS = {
     "garbd": ("galera:replication_port",),
     "web": ("lb:haproxy:web_backend_port",),
     "lb": ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
-           "lb:haproxy:stats_port"),
+           "lb:haproxy:stats_port", "lb:tls:https_port"),
 }
 # Exporter ports and the role of the hosts that run each (None: every host).
 _EXPORTER_PORTS = (("metrics:node_exporter:port", None), ("metrics:mysqld_exporter:port", "galera"))
@@ -715,6 +718,167 @@ def _firewall_errors(data, errors):
                           " address")
 
 
+# haproxy.cfg carries lb:tls:pem_file unquoted (bind ... ssl crt <file>).
+_PEM_FILE_RE = re.compile(r"^/[A-Za-z0-9._/-]+$")
+
+
+def _pem_certificates(text):
+    """The certificates of a PEM chain, in order (cryptography >= 39 parses a chain at once)."""
+    from cryptography import x509
+    if hasattr(x509, "load_pem_x509_certificates"):
+        return x509.load_pem_x509_certificates(text.encode())
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S)
+    if not blocks:
+        raise ValueError("no CERTIFICATE block")
+    return [x509.load_pem_x509_certificate(block.encode()) for block in blocks]
+
+
+def _cert_dates(cert):
+    """notBefore and notAfter of `cert`, timezone-aware UTC."""
+    import datetime
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    utc = datetime.UTC
+    return cert.not_valid_before.replace(tzinfo=utc), cert.not_valid_after.replace(tzinfo=utc)
+
+
+def _san_covers(names, server_name):
+    """Whether DNS SAN `names` cover `server_name`: exactly, or a `*.` wildcard standing for
+    its first label (one label only, as browsers match)."""
+    host = server_name.rstrip(".").lower()
+    for name in (n.rstrip(".").lower() for n in names):
+        if name == host:
+            return True
+        first, _, rest = host.partition(".")
+        if name.startswith("*.") and first and rest and name[2:] == rest:
+            return True
+    return False
+
+
+def _tls_key_errors(key_text, errors):
+    """secrets:tls_key parsed: a PEM private key, unencrypted (None when it is not). The
+    messages never quote the key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    key = "moodle_ha:secrets:tls_key"
+    if not isinstance(key_text, str) or not key_text.strip():
+        errors.append(f"{key}: missing (the PEM private key of lb:tls:certificate, required while"
+                      " lb:tls:enabled is true)")
+        return None
+    if "-----BEGIN CERTIFICATE-----" in key_text:
+        errors.append(f"{key}: holds a certificate as well: give the private key only (the"
+                      " certificate chain is lb:tls:certificate)")
+    try:
+        private = serialization.load_pem_private_key(key_text.encode(), password=None)
+    except TypeError:
+        errors.append(f"{key}: the private key is encrypted (a passphrase): HAProxy needs it"
+                      " unencrypted (e.g. openssl pkey -in <encrypted key> -out <plain key>)")
+        return None
+    except (ValueError, UnsupportedAlgorithm):
+        errors.append(f"{key}: not a PEM private key (-----BEGIN PRIVATE KEY-----, or EC/RSA"
+                      " PRIVATE KEY)")
+        return None
+    return private
+
+
+def _public_der(key):
+    from cryptography.hazmat.primitives import serialization
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _tls_errors(data, errors):
+    """lb:tls (HTTPS on the VIP): the switches; while enabled, lb:tls:certificate and
+    secrets:tls_key: a PEM chain and its unencrypted key, the key the first certificate's,
+    that certificate's subjectAltName covering the site's name (web:server_name, else the VIP)
+    and its dates current. cryptography (in Salt's own environment) is imported only then."""
+    enabled = _get(data, "lb:tls:enabled")
+    for name in ("enabled", "redirect_http"):
+        value = _get(data, f"lb:tls:{name}")
+        if not isinstance(value, bool):
+            errors.append(f"moodle_ha:lb:tls:{name}: {value!r} is not true or false")
+    hsts = _get(data, "lb:tls:hsts_max_age")
+    if isinstance(hsts, bool) or not isinstance(hsts, int) or hsts < 0:
+        errors.append(f"moodle_ha:lb:tls:hsts_max_age: {hsts!r} is not a number of seconds >= 0"
+                      " (0 sends no Strict-Transport-Security header)")
+    key_text = _get(data, "secrets:tls_key")
+    if isinstance(key_text, str) and re.search(r"\r(?!\n)", key_text):
+        errors.append("moodle_ha:secrets:tls_key: contains a carriage return (U+000D) that does"
+                      " not end a line")
+    if enabled is not True or not _role_hosts(data).get("lb"):
+        return
+    import datetime
+
+    from cryptography import x509
+    pem_file = _get(data, "lb:tls:pem_file")
+    if not isinstance(pem_file, str) or not _PEM_FILE_RE.match(pem_file):
+        errors.append(f"moodle_ha:lb:tls:pem_file: {pem_file!r} is not an absolute path of"
+                      " letters, digits, . _ - and / (haproxy.cfg carries it unquoted)")
+    port = _get(data, "lb:tls:https_port")
+    for other in ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
+                  "lb:haproxy:stats_port", "galera:port"):
+        if _get(data, other) == port:
+            errors.append(f"moodle_ha:lb:tls:https_port: port {port} is also moodle_ha:{other}")
+    key = "moodle_ha:lb:tls:certificate"
+    text = _get(data, "lb:tls:certificate")
+    certs = None
+    if not isinstance(text, str) or "-----BEGIN CERTIFICATE-----" not in text:
+        errors.append(f"{key}: {_kind(text)}, not a PEM certificate chain (the site certificate,"
+                      " then its intermediates: -----BEGIN CERTIFICATE----- blocks), required"
+                      " while lb:tls:enabled is true")
+    elif "PRIVATE KEY-----" in text:
+        errors.append(f"{key}: holds a private key: it belongs in secrets:tls_key (a secret,"
+                      " masked in the map dumps), the certificate chain only here")
+    else:
+        try:
+            certs = _pem_certificates(text)
+        except ValueError as exc:
+            errors.append(f"{key}: not a PEM certificate chain ({exc})")
+    private = _tls_key_errors(key_text, errors)
+    if not certs:
+        return
+    cert = certs[0]
+    mine = _public_der(private.public_key()) if private is not None else None
+    if mine is not None and _public_der(cert.public_key()) != mine:
+        later = [i for i, c in enumerate(certs[1:], 2)
+                 if _public_der(c.public_key()) == mine]
+        errors.append("moodle_ha:secrets:tls_key: is not the private key of the first"
+                      f" certificate of lb:tls:certificate ({cert.subject.rfc4514_string()})"
+                      + (f"; it is certificate {later[0]}'s: the site certificate must come"
+                         " first, then its intermediates" if later else ""))
+    name = _get(data, "web:server_name") or _get(data, "topology:vip")
+    source = "web:server_name" if _get(data, "web:server_name") else "topology:vip"
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        errors.append(f"{key}: the first certificate ({cert.subject.rfc4514_string()}) has no"
+                      f" subjectAltName: browsers ignore the CN (it needs one covering {name},"
+                      f" moodle_ha:{source})")
+        san = None
+    if san is not None:
+        ips = san.get_values_for_type(x509.IPAddress)
+        dns = san.get_values_for_type(x509.DNSName)
+        try:
+            address = ipaddress.ip_address(str(name))
+        except ValueError:
+            address = None
+        covered = address in ips if address is not None else _san_covers(dns, str(name))
+        if not covered:
+            have = ", ".join([f"IP:{ip}" for ip in ips] + [f"DNS:{d}" for d in dns]) or "none"
+            need = "an IP address SAN" if address is not None else "a DNS SAN"
+            errors.append(f"{key}: the first certificate does not cover {name} (moodle_ha:"
+                          f"{source}, the site's address): it needs {need} for it; its"
+                          f" subjectAltName has {have}")
+    before, after = _cert_dates(cert)
+    now = datetime.datetime.now(datetime.UTC)
+    dates = f"valid from {before:%Y-%m-%d %H:%M:%S} UTC to {after:%Y-%m-%d %H:%M:%S} UTC"
+    if now > after:
+        errors.append(f"{key}: the first certificate has expired ({dates})")
+    elif now < before:
+        errors.append(f"{key}: the first certificate is not valid yet ({dates}; is this host's"
+                      " clock right?)")
+
+
 def _role_hosts(data):
     hosts = _get(data, "topology:hosts") or {}
     out = {role: [] for role in _get(data, "known_roles") or []}
@@ -764,6 +928,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _backup_errors(data, errors)
         _galera_safety_errors(data, errors)
         _firewall_errors(data, errors)
+        _tls_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):
