@@ -733,15 +733,6 @@ def _pem_certificates(text):
     return [x509.load_pem_x509_certificate(block.encode()) for block in blocks]
 
 
-def _cert_dates(cert):
-    """notBefore and notAfter of `cert`, timezone-aware UTC."""
-    import datetime
-    if hasattr(cert, "not_valid_before_utc"):
-        return cert.not_valid_before_utc, cert.not_valid_after_utc
-    utc = datetime.UTC
-    return cert.not_valid_before.replace(tzinfo=utc), cert.not_valid_after.replace(tzinfo=utc)
-
-
 def _san_covers(names, server_name):
     """Whether DNS SAN `names` cover `server_name`: exactly, or a `*.` wildcard standing for
     its first label (one label only, as browsers match)."""
@@ -807,8 +798,6 @@ def _tls_errors(data, errors):
                       " not end a line")
     if enabled is not True or not _role_hosts(data).get("lb"):
         return
-    import datetime
-
     from cryptography import x509
     pem_file = _get(data, "lb:tls:pem_file")
     if not isinstance(pem_file, str) or not _PEM_FILE_RE.match(pem_file):
@@ -869,14 +858,8 @@ def _tls_errors(data, errors):
             errors.append(f"{key}: the first certificate does not cover {name} (moodle_ha:"
                           f"{source}, the site's address): it needs {need} for it; its"
                           f" subjectAltName has {have}")
-    before, after = _cert_dates(cert)
-    now = datetime.datetime.now(datetime.UTC)
-    dates = f"valid from {before:%Y-%m-%d %H:%M:%S} UTC to {after:%Y-%m-%d %H:%M:%S} UTC"
-    if now > after:
-        errors.append(f"{key}: the first certificate has expired ({dates})")
-    elif now < before:
-        errors.append(f"{key}: the first certificate is not valid yet ({dates}; is this host's"
-                      " clock right?)")
+    # No check of the validity dates: an expired certificate must never stop the states of
+    # every host (a Galera recovery included) until the pillar has a new one.
 
 
 def _role_hosts(data):

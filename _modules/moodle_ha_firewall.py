@@ -124,7 +124,10 @@ def rules(data, minion_id=None):
     if "lb" in roles:
         listen = [vip] + ([my_ip] if my_ip else [])
         web_allow = _allow(data, "web_allow", ["0.0.0.0/0"])
-        add("the site on the VIP", web_allow, "tcp", [hp["web_port"]], listen)
+        site = [hp["web_port"]]
+        if _get(data, "lb:tls:enabled"):
+            site.append(_get(data, "lb:tls:https_port"))
+        add("the site on the VIP", web_allow, "tcp", site, listen)
         add("database endpoints from the web nodes", web + _allow(data, "db_allow", []),
             "tcp", [hp["writer_port"], hp["reader_port"]], listen)
         add("haproxy stats", [subnet] + list(hp.get("stats_allow") or []), "tcp",

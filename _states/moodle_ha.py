@@ -11,9 +11,10 @@ unchanged.
         - expect: 200
 """
 
+import http.client
+import ssl
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 
 __virtualname__ = "moodle_ha"
 
@@ -36,11 +37,52 @@ def _retry(check, timeout, interval=1.0):
         time.sleep(interval)
 
 
-def http_ok(name, expect=200, host_header=None, contains=None, timeout=30):
+def _pinned_der(certificate):
+    """DER of the first certificate of a PEM chain."""
+    begin = "-----BEGIN CERTIFICATE-----"
+    end = "-----END CERTIFICATE-----"
+    text = certificate[certificate.index(begin):]
+    return ssl.PEM_cert_to_DER_cert(text[:text.index(end) + len(end)])
+
+
+def _get(url, host_header=None, certificate=None, timeout=5):
+    """(status, headers, body) of one GET of ``url``, redirects not followed. For https with
+    ``certificate`` (PEM chain), the server must present exactly its first certificate."""
+    parts = urllib.parse.urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        context = ssl.create_default_context()
+        if certificate:
+            # Pinned: the very certificate of the pillar, whoever signed it.
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443,
+                                           timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.putrequest("GET", path, skip_host=bool(host_header))
+        if host_header:
+            conn.putheader("Host", host_header)
+        conn.endheaders()
+        if certificate and conn.sock.getpeercert(binary_form=True) != _pinned_der(certificate):
+            raise ssl.SSLError(f"{url} presented another certificate than"
+                               " lb:tls:certificate")
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def http_ok(name, expect=200, host_header=None, contains=None, timeout=30, certificate=None,
+            location=None):
     """
     Ensure an HTTP GET of ``name`` answers status ``expect`` (and contains a string).
 
-    Retries for up to ``timeout`` seconds (a backend may still be rising in HAProxy).
+    Redirects are answers, not followed (``location``: the expected Location header of one).
+    For an https URL with ``certificate`` (a PEM chain, e.g. lb:tls:certificate) the server
+    must present that chain's first certificate. Retries for up to ``timeout`` seconds (a
+    backend may still be rising in HAProxy).
     """
     ret = _ret(name)
     if __opts__["test"]:
@@ -48,20 +90,17 @@ def http_ok(name, expect=200, host_header=None, contains=None, timeout=30):
         return ret
 
     def check():
-        req = urllib.request.Request(name)
-        if host_header:
-            req.add_header("Host", host_header)
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                status, body = resp.status, resp.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, ""
-        except (urllib.error.URLError, OSError) as exc:
+            status, headers, body = _get(name, host_header, certificate)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return False, f"GET {name} failed: {exc}"
         if status != expect:
             return False, f"GET {name} answered {status}, expected {expect}"
         if contains and contains not in body:
             return False, f"GET {name} answered {status} without {contains!r}"
+        if location is not None and headers.get("Location") != location:
+            return False, (f"GET {name} answered {status} with Location"
+                           f" {headers.get('Location')!r}, expected {location!r}")
         return True, f"GET {name} answered {status}"
 
     ok, msg = _retry(check, timeout)

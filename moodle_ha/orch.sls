@@ -24,10 +24,11 @@
 {#- The formula's _modules/_states reach every host first (state.sls does not sync them);
     the next step then validates the pillar on every host before anything changes. #}
 {{ step(previous, "modules-synced", all_hosts, "moodle_ha.sync") }}
-{#- Name resolution and the firewall on every host before any service: each host's input
-    chain already admits the peers the later phases connect from (a host added to the
-    topology is admitted everywhere here, before it joins anything). #}
-{{ step(previous, "hosts-applied", all_hosts, ["moodle_ha.hosts", "moodle_ha.firewall"]) }}
+{#- Name resolution, the firewall and clock sync on every host before any service: each
+    host's input chain already admits the peers the later phases connect from (a host added
+    to the topology is admitted everywhere here, before it joins anything), and Galera's
+    position exchange compares clocks that agree. #}
+{{ step(previous, "hosts-applied", all_hosts, ["moodle_ha.hosts", "moodle_ha.firewall", "moodle_ha.chrony"]) }}
 
 {#- Phase: shared file system. glusterd on the other nodes first, then the first node probes
     the peers and creates, tunes and starts the volume. #}

@@ -11,12 +11,38 @@
 {%- set marker = moodle_ha.moodle.dataroot ~ "/moodle_ha-check/written-by-primary" %}
 {%- set marker_text = "moodle_ha shared dataroot check, written by " ~ moodle_ha.nodes.primary_node %}
 
+{%- set tls = moodle_ha.lb.tls %}
+{%- if tls.enabled %}
+{%-   set https = "https://" ~ server_name ~ ("" if tls.https_port == 443 else ":" ~ tls.https_port) %}
+
+{#- HTTPS through the VIP with the pillar's certificate (pinned: whoever signed it). #}
+moodle_ha-check-site-https-ok:
+  moodle_ha.http_ok:
+    - name: https://{{ vip }}:{{ tls.https_port }}{{ haproxy.web_check_path }}
+    - host_header: {{ server_name }}
+    - certificate: |
+        {{ tls.certificate | trim | indent(8) }}
+    - expect: 200
+    - timeout: 60
+{%-   if tls.redirect_http %}
+
+moodle_ha-check-site-http-redirects:
+  moodle_ha.http_ok:
+    - name: http://{{ vip }}:{{ haproxy.web_port }}{{ haproxy.web_check_path }}
+    - host_header: {{ server_name }}
+    - expect: 301
+    - location: {{ (https ~ haproxy.web_check_path) | json }}
+    - timeout: 60
+{%-   endif %}
+{%- else %}
+
 moodle_ha-check-site-http-ok:
   moodle_ha.http_ok:
     - name: http://{{ vip }}:{{ haproxy.web_port }}{{ haproxy.web_check_path }}
     - host_header: {{ server_name }}
     - expect: 200
     - timeout: 60
+{%- endif %}
 
 {%- for port in [haproxy.writer_port, haproxy.reader_port] %}
 

@@ -16,6 +16,30 @@ moodle_ha-lb-haproxy-package-installed:
   pkg.installed:
     - pkgs: {{ moodle_ha.pkgs.haproxy | json }}
 
+{%- if moodle_ha.lb.tls.enabled %}
+
+{#- The site's certificate chain and its private key, in the one file HAProxy reads: root
+    and HAProxy's group only, never shown in a diff. Written before the configuration,
+    whose check (haproxy -c) loads it. #}
+moodle_ha-lb-haproxy-tls-pem-file-managed:
+  file.managed:
+    - name: {{ moodle_ha.lb.tls.pem_file }}
+    - source: salt://{{ tplroot }}/lb/files/site.pem.jinja
+    - template: jinja
+    - user: root
+    - group: {{ haproxy.group }}
+    - mode: '0640'
+    - show_changes: false
+    - context:
+        tpldir: {{ tpldir }}
+    - require:
+      - pkg: moodle_ha-lb-haproxy-package-installed
+    - require_in:
+      - file: moodle_ha-lb-haproxy-config-file-managed
+    - watch_in:
+      - service: moodle_ha-lb-haproxy-service-running
+{%- endif %}
+
 {#- Holds the stats password: not world-readable, never shown in a diff. #}
 moodle_ha-lb-haproxy-config-file-managed:
   file.managed:

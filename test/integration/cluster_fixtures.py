@@ -42,16 +42,26 @@ def secrets(lab):
 
 @pytest.fixture(scope="session")
 def vip_http(topology):
-    def get(path, port=80):
-        return testkit.http_get(f"http://{topology['vip']}:{port}{path}",
-                                host_header=topology["vip"])
+    """(status, body) of PATH on the site through the VIP (https:// with lb:tls:enabled,
+    verified against the lab's CA; redirects followed)."""
+    def get(path):
+        return testkit.http_get(testkit.site_url(path), host_header=topology["vip"])
     return get
 
 
 @pytest.fixture(scope="session")
 def node_http(topology):
+    """(status, body) of http://HOST:PORT/PATH; the stats listener (lb:haproxy:stats_port)
+    over https:// with lb:tls:enabled."""
+    lb = testkit.pillar().get("lb", {})
+    stats_port = int(lb.get("haproxy", {}).get("stats_port", 8404))
+    tls = lb.get("tls", {}).get("enabled", True)
+
     def get(host, port, path):
-        return testkit.http_get(f"http://{topology['hosts'][host]['ip']}:{port}{path}")
+        stats = tls and int(port) == stats_port
+        return testkit.http_get(
+            f"{'https' if stats else 'http'}://{topology['hosts'][host]['ip']}:{port}{path}",
+            check_hostname=not stats)
     return get
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mhalab.testkit import host_exec, http_get, lab_run, orchestrate, salt_value, until
+from mhalab.testkit import host_exec, http_get, lab_run, orchestrate, salt_value, site_url, until
 
 pytestmark = pytest.mark.lab
 
@@ -65,7 +65,7 @@ class _Load:
         vip = self.topology["vip"]
         while not self.stop.is_set():
             try:
-                status, _ = http_get(f"http://{vip}/", host_header=vip, timeout=5)
+                status, _ = http_get(site_url("/"), host_header=vip, timeout=5)
             except OSError as exc:
                 status = repr(exc)[:100]
             self.requests += 1

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mhalab.testkit import http_get, lab_run, orchestrate, until
+from mhalab.testkit import http_get, lab_run, orchestrate, site_url, until
 
 pytestmark = pytest.mark.lab
 
@@ -32,7 +32,7 @@ def _writer_host(vip, port, secrets, timeout=3):
 
 def _site_status(topology):
     try:
-        return http_get(f"http://{topology['vip']}/", host_header=topology["vip"], timeout=2)[0]
+        return http_get(site_url("/"), host_header=topology["vip"], timeout=2)[0]
     except OSError:
         return None
 
@@ -45,7 +45,7 @@ def _vip_holder(lab_salt, topology):
 
 
 def test_vip_answers_on_web_writer_and_reader_ports(deployed, topology, secrets):
-    status, _ = http_get(f"http://{topology['vip']}/", host_header=topology["vip"])
+    status, _ = http_get(site_url("/"), host_header=topology["vip"])
     assert status == 200
     assert _writer_host(topology["vip"], 3307, secrets) in ("moodle1", "moodle2", "moodle3")
     assert _writer_host(topology["vip"], 3308, secrets) in ("moodle1", "moodle2", "moodle3")
@@ -106,7 +106,7 @@ def test_site_answers_with_one_app_hosts_apache_removed(deployed, lab_salt, topo
     lab_salt("moodle2", "service.stop", "apache2")
     try:
         time.sleep(5)
-        statuses = [http_get(f"http://{topology['vip']}/", host_header=topology["vip"])[0]
+        statuses = [http_get(site_url("/"), host_header=topology["vip"])[0]
                     for _ in range(12)]
         assert statuses == [200] * 12
     finally:

@@ -36,7 +36,7 @@ class _HttpLoad:
     def _run(self):
         while not self.stop.is_set():
             try:
-                status, _ = testkit.http_get(f"http://{self.vip}/", host_header=self.vip,
+                status, _ = testkit.http_get(testkit.site_url("/"), host_header=self.vip,
                                              timeout=5)
             except OSError as exc:
                 status = repr(exc)[:100]
@@ -121,7 +121,7 @@ def test_web_node_serves_through_the_load_balancers(scaled_out, topology):
     vip = topology["vip"]
     before = testkit.host_exec(NEW_HOST, ["wc", "-l", ACCESS_LOG]).stdout.split()
     for _ in range(30):
-        status, _ = testkit.http_get(f"http://{vip}/", host_header=vip)
+        status, _ = testkit.http_get(testkit.site_url("/"), host_header=vip)
         assert status == 200
     log = testkit.host_exec(NEW_HOST, ["cat", ACCESS_LOG]).stdout.splitlines()
     skip = int(before[0]) if before else 0

@@ -91,11 +91,15 @@ def test_config_php_carries_the_exact_db_password(deployed, topology, secrets):
 
 
 def _stats(ip, port, user, password):
-    req = urllib.request.Request(f"http://{ip}:{port}/")
+    """Status of the stats page with this login (https:// with lb:tls:enabled: it shows the
+    site's certificate, made for the VIP, so the CA is checked but not the host IP)."""
+    tls = testkit.pillar().get("lb", {}).get("tls", {}).get("enabled", True)
+    req = urllib.request.Request(f"{'https' if tls else 'http'}://{ip}:{port}/")
     token = base64.b64encode(user.encode() + b":" + password.encode()).decode()
     req.add_header("Authorization", f"Basic {token}")
+    context = testkit.tls_context(check_hostname=False) if tls else None
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code

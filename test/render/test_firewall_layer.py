@@ -283,7 +283,7 @@ def test_table_of_an_app_node_names_its_clients(render):
 def test_table_of_a_load_balancer_names_its_clients(render):
     chain = _chain(_table(render, "lb1", "Debian-12"))
     for line in (
-        f'ip saddr 0.0.0.0/0 ip daddr {{ {VIP}, 172.30.77.21 }} tcp dport 80 accept'
+        f'ip saddr 0.0.0.0/0 ip daddr {{ {VIP}, 172.30.77.21 }} tcp dport {{ 80, 443 }} accept'
         ' comment "the site on the VIP"',
         f'ip saddr {{ 172.30.77.11, 172.30.77.12/31 }} ip daddr {{ {VIP}, 172.30.77.21 }}'
         ' tcp dport { 3307, 3308 } accept comment "database endpoints from the web nodes"',

@@ -158,7 +158,8 @@ def test_highstate_of_the_arbitrator_host(renderer, placement, platform):
     assert code == 0 and isinstance(out, dict), out
     layers = {state["__sls__"].split(".")[1] for sid, state in out.items()
               if not sid.startswith("__")}
-    expected = {"hosts", "firewall", "metrics", "garbd"} | ({"lb"} if placement == "beside-lb" else set())
+    expected = {"hosts", "firewall", "chrony", "metrics", "garbd"}
+    expected |= {"lb"} if placement == "beside-lb" else set()
     assert layers == expected
     # Never holds data: no database, no brick, no exporter of a database.
     assert not any("mysqld-exporter-service" in sid or "galera-" in sid for sid in out)

@@ -144,8 +144,10 @@ def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
     assert "bind 172.30.77.100:80" in frontend
     assert "default-server inter 2s fastinter 1s rise 2 fall 2" in _section(
         haproxy_cfg, "backend web-farm")
-    assert {"mode http", "option forwardfor",
-            "http-request set-header X-Forwarded-Proto http"} <= set(frontend)
+    # A client's own X-Forwarded-For is dropped before HAProxy adds the address it saw.
+    assert frontend.index("http-request del-header X-Forwarded-For") < frontend.index(
+        "option forwardfor")
+    assert "mode http" in frontend
     farm = _section(haproxy_cfg, "backend web-farm")
     assert ("http-check send meth GET uri /moodle_ha_health.php ver HTTP/1.1"
             " hdr Host 172.30.77.100") in farm
@@ -160,16 +162,54 @@ def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
 
 
 def test_web_check_host_follows_server_name(renderer, tmp_path):
+    # (Plain HTTP: the example certificate covers the VIP, not this name.)
     cfg = _template(renderer, tmp_path, "haproxy.cfg",
-                    patch={"moodle_ha:web:server_name": "moodle.example.org"})
+                    patch={"moodle_ha:web:server_name": "moodle.example.org",
+                           "moodle_ha:lb:tls:enabled": False})
     assert "hdr Host moodle.example.org" in "\n".join(_section(cfg, "backend web-farm"))
+
+
+PEM = "/etc/haproxy/moodle_ha-site.pem"
+
+
+def test_https_on_the_vip_redirects_http_and_tells_the_scheme(haproxy_cfg):
+    frontend = _section(haproxy_cfg, "frontend web")
+    for ip in ("172.30.77.100", "172.30.77.21"):
+        assert f"bind {ip}:80" in frontend
+        assert f"bind {ip}:443 ssl crt {PEM} alpn h2,http/1.1" in frontend
+    assert {"http-request redirect scheme https code 301 unless { ssl_fc }",
+            "http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+            "http-request set-header X-Forwarded-Proto http unless { ssl_fc }"} <= set(frontend)
+    assert not any("Strict-Transport-Security" in line for line in frontend)
+    glob = _section(haproxy_cfg, "global")
+    assert "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" in glob
+    # The stats page is behind the same certificate.
+    assert f"bind 172.30.77.21:8404 ssl crt {PEM} alpn h2,http/1.1" in _section(
+        haproxy_cfg, "listen stats")
+
+
+def test_tls_switches_hsts_and_plain_http(renderer, tmp_path):
+    cfg = _template(renderer, tmp_path / "hsts", "haproxy.cfg",
+                    patch={"moodle_ha:lb:tls:hsts_max_age": 31536000,
+                           "moodle_ha:lb:tls:redirect_http": False})
+    frontend = _section(cfg, "frontend web")
+    assert ('http-response set-header Strict-Transport-Security "max-age=31536000"'
+            " if { ssl_fc }") in frontend
+    assert not any("redirect" in line for line in frontend)
+    cfg = _template(renderer, tmp_path / "plain", "haproxy.cfg",
+                    patch={"moodle_ha:lb:tls:enabled": False})
+    frontend = _section(cfg, "frontend web")
+    assert "http-request set-header X-Forwarded-Proto http" in frontend
+    assert not any("ssl" in line or ":443" in line for line in frontend)
+    assert "bind 172.30.77.21:8404" in _section(cfg, "listen stats")
+    assert not any(line.startswith("ssl-default") for line in _section(cfg, "global"))
 
 
 def test_stats_need_auth_and_answer_only_allowed_networks_on_host_ip(renderer, tmp_path):
     cfg = _template(renderer, tmp_path, "haproxy.cfg",
                     patch={"moodle_ha:lb:haproxy:stats_allow": ["10.9.0.0/16"]})
     stats = _section(cfg, "listen stats")
-    assert "bind 172.30.77.21:8404" in stats
+    assert f"bind 172.30.77.21:8404 ssl crt {PEM} alpn h2,http/1.1" in stats
     assert "acl moodle_ha_stats_net src 172.30.77.0/24 10.9.0.0/16" in stats
     assert "http-request deny unless moodle_ha_stats_net" in stats
     # The login is checked against the userlist (a crypt hash), never a password in the file.

@@ -173,7 +173,8 @@ def test_haproxy_exporter_is_on_the_stats_listener_after_the_acl_before_auth(ren
                                                                             tmp_path):
     stats = _stats(renderer, tmp_path)
     use = "http-request use-service prometheus-exporter if { path /metrics }"
-    assert "bind 172.30.77.21:8404" in stats
+    assert "bind 172.30.77.21:8404 ssl crt /etc/haproxy/moodle_ha-site.pem alpn h2,http/1.1" in (
+        stats)
     deny = stats.index("http-request deny unless moodle_ha_stats_net")
     auth = stats.index("http-request auth realm moodle_ha-stats unless"
                        " { http_auth(moodle_ha_stats) }")

@@ -127,7 +127,9 @@ def test_config_php_writes_through_writer_port_and_reads_from_reader_port(config
 
 
 def test_config_php_settings_for_the_cluster(config_php):
-    assert "$CFG->wwwroot   = 'http://172.30.77.100';" in config_php
+    # HTTPS on the VIP (lb:tls), terminated by HAProxy: Moodle trusts the proxy's scheme.
+    assert "$CFG->wwwroot   = 'https://172.30.77.100';" in config_php
+    assert "$CFG->sslproxy  = true;" in config_php
     assert "$CFG->dataroot  = '/var/moodledata';" in config_php
     assert "$CFG->session_handler_class = '\\\\core\\\\session\\\\database';" in config_php
     assert "$CFG->directorypermissions = 02770;" in config_php
@@ -179,3 +181,14 @@ def test_cron_unit_runs_once_as_web_user(renderer):
     assert ("ExecStart=/usr/bin/php8.4 /var/www/moodle/admin/cli/cron.php --keep-alive=0"
             in text)
     assert "Type=oneshot" in text
+
+
+def test_config_php_without_tls_keeps_plain_http(renderer, tmp_path):
+    code, out = renderer.call(
+        "cp.get_template", "salt://moodle_ha/moodle/files/config.php.jinja",
+        str(tmp_path / "config.php"), "tpldir=moodle_ha/moodle", minion_id="moodle1",
+        patch={"moodle_ha:lb:tls:enabled": False})
+    assert code == 0, out
+    text = (tmp_path / "config.php").read_text()
+    assert "$CFG->wwwroot   = 'http://172.30.77.100';" in text
+    assert "sslproxy" not in text

@@ -149,10 +149,11 @@ def test_gluster_and_apache_admit_only_their_clients(minion):
 def test_lb_opens_the_site_the_db_endpoints_stats_and_vrrp(minion):
     rules = _rules(minion)
     ports = _by_port(rules)
-    assert set(ports) == {("tcp", "22"), ("tcp", "80"), ("tcp", "3307"), ("tcp", "3308"),
-                          ("tcp", "8404"), ("vrrp", "-"), ("tcp", "9100")}
+    assert set(ports) == {("tcp", "22"), ("tcp", "80"), ("tcp", "443"), ("tcp", "3307"),
+                          ("tcp", "3308"), ("tcp", "8404"), ("vrrp", "-"), ("tcp", "9100")}
     listen = [VIP, LB[minion]]
     site = ports["tcp", "80"]
+    assert site is ports["tcp", "443"]  # HTTPS (lb:tls) and the redirect from HTTP
     assert site["sources"] == ["0.0.0.0/0"] and site["destinations"] == listen
     db = ports["tcp", "3307"]
     assert db is ports["tcp", "3308"]
@@ -162,8 +163,10 @@ def test_lb_opens_the_site_the_db_endpoints_stats_and_vrrp(minion):
     vrrp = ports["vrrp", "-"]
     assert vrrp["sources"] == sorted(other) and vrrp["ports"] == []
     lines = FIREWALL.rule_lines(_map(minion), minion)
-    assert (f"ip saddr 0.0.0.0/0 ip daddr {{ {VIP}, {LB[minion]} }} tcp dport 80 accept"
-            ' comment "the site on the VIP"') in lines
+    assert (f"ip saddr 0.0.0.0/0 ip daddr {{ {VIP}, {LB[minion]} }} tcp dport {{ 80, 443 }}"
+            ' accept comment "the site on the VIP"') in lines
+    plain = _by_port(_rules(minion, {"lb:tls:enabled": False}))
+    assert ("tcp", "80") in plain and ("tcp", "443") not in plain
     assert f'ip saddr {other.pop()} ip protocol vrrp accept comment' \
            ' "vrrp from the other load balancers"' in lines
 
@@ -267,8 +270,9 @@ def test_no_host_admits_itself_and_every_statement_is_well_formed(topology):
 
 def test_garbd_beside_haproxy_admits_the_galera_nodes_on_the_replication_port():
     ports = _by_port(_rules("lb1", topology="garbd"))
-    assert set(ports) == {("tcp", "22"), ("tcp", "80"), ("tcp", "3307"), ("tcp", "3308"),
-                          ("tcp", "8404"), ("vrrp", "-"), ("tcp", "9100"), ("tcp", "4567")}
+    assert set(ports) == {("tcp", "22"), ("tcp", "80"), ("tcp", "443"), ("tcp", "3307"),
+                          ("tcp", "3308"), ("tcp", "8404"), ("vrrp", "-"), ("tcp", "9100"),
+                          ("tcp", "4567")}
     assert _addresses(ports["tcp", "4567"]["sources"]) == _ips("moodle1", "moodle2")
     assert ports["tcp", "4567"]["destinations"] is None
     assert ports["vrrp", "-"]["sources"] == [LB["lb2"]]

@@ -44,6 +44,7 @@ from .paths import (
     SECRETS_FILE,
     SRV_DIR,
     STATE_FILE,
+    TLS_CA,
     lab_pillar,
     load_state,
     pillar_source,
@@ -287,8 +288,14 @@ def access_lines(topo: dict) -> list[str]:
     pillar = lab_pillar()
     haproxy = pillar.get("lb", {}).get("haproxy", {})
     vip = topo["vip"]
-    web = int(haproxy.get("web_port", 80))
-    url = f"http://{vip}/" if web == 80 else f"http://{vip}:{web}/"
+    tls = pillar.get("lb", {}).get("tls", {})
+    if tls.get("enabled", True):
+        port = int(tls.get("https_port", 443))
+        url = f"https://{vip}/" if port == 443 else f"https://{vip}:{port}/"
+        url += f" (CA: {TLS_CA})"
+    else:
+        web = int(haproxy.get("web_port", 80))
+        url = f"http://{vip}/" if web == 80 else f"http://{vip}:{web}/"
     admin = pillar.get("moodle", {}).get("admin", {}).get("user", "admin")
     password = pillar.get("secrets", {}).get("moodle_admin_password", "?")
     first = next(iter(topo["hosts"]))

@@ -193,6 +193,55 @@ def lab_secret(key: str) -> str:
     return random_secret(12) + HARD_TAIL
 
 
+def tls_files(topo: dict, cluster_name: str, domain: str) -> tuple[str, str]:
+    """(certificate PEM, key PEM) of the site on the VIP, signed by the lab's CA; made once
+    per lab dir and kept (a re-deploy serves the same certificate)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from .paths import TLS_CA, TLS_DIR
+
+    site_crt, site_key = TLS_DIR / "site.pem", TLS_DIR / "site.key"
+    if TLS_CA.exists() and site_crt.exists() and site_key.exists():
+        return site_crt.read_text(), site_key.read_text()
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    os.chmod(TLS_DIR, 0o700)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+
+    def cert(subject, issuer, key, sign_key, days, ca, sans=()):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)),
+                                            critical=False)
+        return builder.sign(sign_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moodle_ha lab CA")])
+    ca = cert(ca_name, ca_name, ca_key, ca_key, 3650, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    fqdn = f"{cluster_name.replace('_', '-')}.{domain}"
+    site = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]), ca_name, key,
+                ca_key, 825, False,
+                [x509.IPAddress(ipaddress.ip_address(topo["vip"])), x509.DNSName(fqdn)])
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    fd = os.open(site_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key_pem)
+    site_crt.write_text(site.public_bytes(pem).decode())
+    TLS_CA.write_text(ca.public_bytes(pem).decode())
+    return site_crt.read_text(), key_pem
+
+
 def pillar_files(topo: dict) -> None:
     """The lab pillar: the topology's pillar file, random secrets, the apt proxy."""
     import yaml
@@ -206,6 +255,10 @@ def pillar_files(topo: dict) -> None:
     for key in example["moodle_ha"].get("secrets", {}):
         generated[key] = lab_secret(key)
     generated["moodle_admin_password"] = lab_secret("moodle_admin_password")
+    example_topo = example["moodle_ha"].get("topology", {})
+    certificate, key = tls_files(topo, example_topo.get("cluster_name", "moodle_ha"),
+                                 example_topo.get("domain", "moodle-ha.internal"))
+    generated["tls_key"] = key
     fd = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(yaml_dump({"moodle_ha": {"secrets": generated}}))
@@ -215,6 +268,8 @@ def pillar_files(topo: dict) -> None:
         # The lab host is the operator's machine: the tests write rows through the DB
         # endpoints from it. Nothing else of the cluster (3306, 9200, gluster) admits it.
         "firewall": {"db_allow": [f"{topo['gateway']}/32"]},
+        # Signed by the lab's CA (paths.TLS_CA), which the tests trust.
+        "lb": {"tls": {"certificate": certificate}},
     }}
     if ARCHIVE.exists():
         sha = hashlib.sha256(ARCHIVE.read_bytes()).hexdigest()

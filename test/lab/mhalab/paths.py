@@ -39,6 +39,10 @@ SECRETS_FILE = PILLAR_DIR / "lab_secrets.sls"
 # The lab's copy of the topology's pillar file, served as pillar `moodle_ha`.
 PILLAR_COPY = PILLAR_DIR / "moodle_ha.sls"
 ACNG_PORT = 3142
+# The lab's own CA (its key never leaves the lab dir) and the site certificate it signs for
+# the VIP, given to the formula as lb:tls:certificate and secrets:tls_key.
+TLS_DIR = LAB_DIR / "tls"
+TLS_CA = TLS_DIR / "ca.pem"
 
 
 def load_state(lab_dir: Path = LAB_DIR) -> dict:

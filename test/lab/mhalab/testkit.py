@@ -7,6 +7,7 @@ same here as in lab.py; lab.py runs as a child with the same environment.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -174,13 +175,52 @@ def container_pids(host: str) -> list[int]:
     return sorted(pids)
 
 
-def http_get(url: str, host_header: str | None = None, timeout: float = 5):
-    """(status, body) of a GET; HTTP errors are answers too."""
+def tls_context(check_hostname: bool = True):
+    """Verifies the lab's certificates against the lab's CA (and the host name or IP, unless
+    check_hostname is false: the stats page on an lb host's own IP shows the VIP's
+    certificate)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(paths.TLS_CA))
+    context.check_hostname = check_hostname
+    return context
+
+
+@functools.lru_cache(maxsize=64)
+def site_url(path: str = "/") -> str:
+    """The site's URL through the VIP: https:// with lb:tls:enabled (the default). Read once
+    per path (load loops call it for every request)."""
+    lb = pillar().get("lb", {})
+    vip = topology()["vip"]
+    if lb.get("tls", {}).get("enabled", True):
+        port = int(lb.get("tls", {}).get("https_port", 443))
+        return f"https://{vip}{'' if port == 443 else f':{port}'}{path}"
+    port = int(lb.get("haproxy", {}).get("web_port", 80))
+    return f"http://{vip}{'' if port == 80 else f':{port}'}{path}"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Returns a redirect as the answer instead of following it."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def http_get(url: str, host_header: str | None = None, timeout: float = 5,
+             follow: bool = True, check_hostname: bool = True):
+    """(status, body) of a GET; HTTP errors are answers too. https:// URLs are verified
+    against the lab's CA; follow=False returns a redirect as it is."""
     req = urllib.request.Request(url)
     if host_header:
         req.add_header("Host", host_header)
+    handlers = []
+    if url.startswith("https:") or follow:
+        handlers.append(urllib.request.HTTPSHandler(context=tls_context(check_hostname)))
+    if not follow:
+        handlers.append(NoRedirect())
+    opener = urllib.request.build_opener(*handlers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")

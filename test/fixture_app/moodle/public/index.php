@@ -26,4 +26,9 @@ echo json_encode([
     'uses_readonly' => $DB->uses_readonly(),
     'dataroot_write' => $written,
     'dataroot_files' => array_values(array_diff(scandir($dir), ['.', '..'])),
+    // What the load balancer told this node about the client (lab TLS and client-IP tests).
+    'wwwroot' => $CFG->wwwroot,
+    'sslproxy' => !empty($CFG->sslproxy),
+    'forwarded_proto' => $_SERVER['HTTP_X_FORWARDED_PROTO'] ?? null,
+    'forwarded_for' => $_SERVER['HTTP_X_FORWARDED_FOR'] ?? null,
 ]), "\n";
