@@ -781,8 +781,8 @@ def _public_der(key):
 def _tls_errors(data, errors):
     """lb:tls (HTTPS on the VIP): the switches; while enabled, lb:tls:certificate and
     secrets:tls_key: a PEM chain and its unencrypted key, the key the first certificate's,
-    that certificate's subjectAltName covering the site's name (web:server_name, else the VIP)
-    and its dates current. cryptography (in Salt's own environment) is imported only then."""
+    that certificate's subjectAltName covering the site's name (web:server_name, else the
+    VIP); not its dates. cryptography (in Salt's own environment) is imported only then."""
     enabled = _get(data, "lb:tls:enabled")
     for name in ("enabled", "redirect_http"):
         value = _get(data, f"lb:tls:{name}")
