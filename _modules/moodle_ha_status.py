@@ -181,6 +181,39 @@ def _lb(mapdata, timeout):
     return out
 
 
+# `chronyc -c tracking` fields (chronyc's CSV: reference id, name, stratum, reference time,
+# system time offset, last offset, RMS offset, ..., leap status last).
+_TRACKING = ("ref_id", "reference", "stratum", "ref_time", "system_offset", "last_offset",
+             "rms_offset", "frequency", "residual_freq", "skew", "root_delay",
+             "root_dispersion", "update_interval", "leap")
+
+
+def parse_tracking(text):
+    """chronyd's tracking as a dict (offsets in seconds), from `chronyc -n -c tracking`."""
+    fields = text.strip().splitlines()[-1].split(",") if text.strip() else []
+    if len(fields) != len(_TRACKING):
+        raise ValueError(f"unexpected chronyc tracking output: {text.strip()[:200]!r}")
+    out = dict(zip(_TRACKING, fields, strict=True))
+    for key in ("stratum",):
+        out[key] = int(out[key])
+    for key in ("ref_time", "system_offset", "last_offset", "rms_offset", "root_delay",
+                "root_dispersion"):
+        out[key] = float(out[key])
+    if out["ref_id"].upper() == "7F7F0101":  # 127.127.1.1: `local stratum`, its own clock
+        out["reference"] = "local clock"
+    return {key: out[key] for key in ("reference", "stratum", "ref_time", "system_offset",
+                                      "last_offset", "rms_offset", "leap")}
+
+
+def _chrony(mapdata, timeout):
+    """chronyd's view of this host's clock against its source."""
+    run = __salt__["cmd.run_all"](["chronyc", "-n", "-c", "tracking"], python_shell=False,
+                                  timeout=timeout, ignore_retcode=True)
+    if run["retcode"] != 0:
+        return {"error": (run.get("stderr") or run.get("stdout") or "chronyc failed").strip()}
+    return parse_tracking(run["stdout"])
+
+
 def _garbd(mapdata):
     """The arbitrator's unit (its membership shows in the galera nodes' cluster size)."""
     return {"active": __salt__["service.status"](mapdata["services"]["garbd"])}
@@ -281,6 +314,9 @@ def facts(timeout=2, budget=3):
         return run
 
     layers = [role for role in me["roles"] if role in readers]
+    if (mapdata.get("chrony") or {}).get("enabled"):
+        readers["chrony"] = lambda: _chrony(mapdata, timeout)
+        layers.append("chrony")
     if mapdata["nodes"].get("backup_node") == me["name"]:
         layers.append("backup")
     out["layers"] = _parallel({role: timed(readers[role]) for role in layers}, budget + 0.5)

@@ -214,6 +214,20 @@ def _judge_garbd(host, layer):
                    else "garb not active: the cluster has one vote less")]
 
 
+def _judge_chrony(host, layer, limits):
+    """chronyd synchronised, its offset from the source within status:clock_offset."""
+    leap = layer.get("leap")
+    offset = max(abs(layer.get("system_offset") or 0.0), abs(layer.get("last_offset") or 0.0))
+    limit = limits.get("clock_offset", 0.1)
+    source = f"{layer.get('reference')} (stratum {layer.get('stratum')})"
+    if leap == "Not synchronised" or layer.get("stratum") in (None, 0, 16):
+        return [_check(host, "chrony", False, f"not synchronised (source {source})")]
+    ok = offset <= limit
+    text = (f"synced to {source}, offset {offset * 1000:.3f} ms" if ok else
+            f"offset {offset * 1000:.1f} ms from {source}, beyond {limit * 1000:.0f} ms")
+    return [_check(host, "chrony", ok, text, offset=offset)]
+
+
 def _judge_web(host, layer, limits):
     out = []
     health = layer.get("health", {})
@@ -297,6 +311,8 @@ def evaluate(answers, expected, started, finished, limits=None):
                 checks += _judge_web(host, layer, limits)
             elif role == "garbd":
                 checks += _judge_garbd(host, layer)
+            elif role == "chrony":
+                checks += _judge_chrony(host, layer, limits)
             elif role == "backup":
                 checks += _judge_backup(host, layer, finished, limits)
         tasks = layers.get("galera", {}).get("failed_tasks")

@@ -59,7 +59,12 @@ def test_status_is_all_green_on_a_healthy_cluster(deployed):
     assert {("lb1", "lb"), ("lb2", "lb"), ("lb1", "haproxy"), ("cluster", "vip")} <= seen
     writer = [c["text"] for c in data["checks"] if c.get("proxy") == "db-writer"]
     assert writer and all("writer moodle" in text for text in writer)
-    print(f"\nstatus on a healthy cluster: {took:.1f} s")
+    # Clock sync: every host synced, chrony's offset from its source below 100 ms.
+    chrony = {c["host"]: c for c in data["checks"] if c["layer"] == "chrony"}
+    assert set(chrony) == {"lb1", "lb2", "moodle1", "moodle2", "moodle3"}
+    assert all(c["ok"] and c["offset"] < 0.1 for c in chrony.values()), chrony
+    print(f"\nstatus on a healthy cluster: {took:.1f} s; chrony offsets (ms): "
+          + ", ".join(f"{h} {c['offset'] * 1000:.3f}" for h, c in sorted(chrony.items())))
     human = lab_run("salt-run", "moodle_ha.status", timeout=120)
     assert human.returncode == 0, human.stdout + human.stderr
     assert "all green" in human.stdout and "FAIL" not in human.stdout

@@ -338,3 +338,89 @@ def test_backup_fact_takes_the_newest_verified_backup_from_the_recorded_list(mon
     assert calls == [("/usr/local/sbin/moodle_ha-backup", "/etc/moodle_ha/backup.json")]
     assert fact["newest"]["name"] == listed["backups"][0]["name"] and fact["timer_active"]
     assert fact["count"] == sum(b["verified"] for b in listed["backups"])
+
+
+# -- chrony (moodle_ha.chrony): `chronyc -n -c tracking` recorded on Debian 13 lab hosts ----
+
+def _tracking(name):
+    return (DATA / f"chronyc-tracking-{name}.debian13-lab.txt").read_text()
+
+
+def test_tracking_of_a_client_names_its_source_and_offsets():
+    got = status_module.parse_tracking(_tracking("moodle1-client"))
+    assert got == {"reference": "172.30.77.21", "stratum": 11, "ref_time": 1796198490.643877388,
+                   "system_offset": -0.000001029, "last_offset": -0.000000144,
+                   "rms_offset": 0.000124123, "leap": "Normal"}
+
+
+def test_tracking_of_a_local_server_in_orphan_mode_says_local_clock():
+    got = status_module.parse_tracking(_tracking("lb1-local"))
+    assert got["reference"] == "local clock" and got["stratum"] == 10
+
+
+@pytest.mark.parametrize("text", ["", "506 Cannot talk to daemon", "A,B,3"])
+def test_tracking_that_is_not_chronyc_csv_is_an_error(text):
+    with pytest.raises(ValueError):
+        status_module.parse_tracking(text)
+
+
+def _chrony_checks(layer, limits=None):
+    return runner._judge_chrony("moodle1", layer, dict({"clock_offset": 0.1}, **(limits or {})))
+
+
+def test_chrony_line_is_green_with_the_offset_in_milliseconds():
+    [check] = _chrony_checks(status_module.parse_tracking(_tracking("moodle1-client")))
+    assert check["ok"] is True
+    assert check["text"] == "synced to 172.30.77.21 (stratum 11), offset 0.001 ms"
+    [check] = _chrony_checks(status_module.parse_tracking(_tracking("lb1-local")))
+    assert check["ok"] is True and check["text"].startswith("synced to local clock (stratum 10)")
+
+
+def test_chrony_line_is_red_beyond_the_limit_or_unsynchronised():
+    layer = status_module.parse_tracking(_tracking("moodle1-client"))
+    [check] = _chrony_checks(dict(layer, system_offset=0.25))
+    assert check["ok"] is False
+    assert check["text"] == "offset 250.0 ms from 172.30.77.21 (stratum 11), beyond 100 ms"
+    [check] = _chrony_checks(dict(layer, system_offset=0.25), {"clock_offset": 0.5})
+    assert check["ok"] is True
+    [check] = _chrony_checks(dict(layer, leap="Not synchronised", stratum=0))
+    assert check["ok"] is False and check["text"].startswith("not synchronised")
+
+
+def test_evaluate_judges_the_chrony_layer_of_each_host():
+    answers = _answers("healthy")
+    layer = status_module.parse_tracking(_tracking("moodle1-client"))
+    answers["moodle2"]["layers"]["chrony"] = dict(layer, system_offset=0.3)
+    answers["moodle1"]["layers"]["chrony"] = layer
+    times = [f["time"] for f in answers.values() if isinstance(f, dict)]
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+    assert _red(report) == {("moodle2", "chrony")}
+    assert ("moodle1", "chrony") in {(c["host"], c["layer"]) for c in report["checks"]}
+
+
+def test_facts_read_chrony_on_every_host_when_the_layer_is_enabled(monkeypatch):
+    mapdata = {
+        "nodes": {"self": {"name": "arb1", "ip": "172.30.77.31", "roles": ["garbd"]},
+                  "backup_node": None},
+        "topology": {"hosts": {"arb1": {"roles": ["garbd"]}}},
+        "lb": {"haproxy": {"writer_port": 3307, "reader_port": 3308, "web_port": 80}},
+        "services": {"garbd": "garb"},
+        "status": {"clock_skew": 1.0},
+        "chrony": {"enabled": True},
+    }
+    calls = []
+
+    def run_all(cmd, **kwargs):
+        calls.append((cmd, kwargs.get("python_shell")))
+        return {"retcode": 0, "stdout": _tracking("moodle1-client"), "stderr": ""}
+
+    monkeypatch.setattr(status_module, "__salt__", {
+        "slsutil.renderer": lambda **kwargs: json.dumps(mapdata),
+        "service.status": lambda name: True, "cmd.run_all": run_all}, raising=False)
+    monkeypatch.setattr(status_module, "__grains__", {"id": "arb1"}, raising=False)
+    facts = status_module.facts()
+    assert set(facts["layers"]) == {"garbd", "chrony"}
+    assert facts["layers"]["chrony"]["reference"] == "172.30.77.21"
+    assert calls == [(["chronyc", "-n", "-c", "tracking"], False)]
+    mapdata["chrony"]["enabled"] = False
+    assert set(status_module.facts()["layers"]) == {"garbd"}
