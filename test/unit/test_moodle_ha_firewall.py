@@ -9,13 +9,14 @@ gluster and web; lb1, lb2 lb) and test/lab/topologies/garbd.yaml (moodle1, moodl
 moodle3 gluster and web only; lb1 lb and garbd).
 """
 
-import copy
 import ipaddress
 
 import pytest
 import yaml
+from maplib import known_tree, patched
+from maplib import post_map as maplib_post_map
 
-from render.renderlib import REPO, example_pillar, merge
+from render.renderlib import REPO, example_pillar
 from saltmodules import load
 
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_firewall_validation_unit")
@@ -26,18 +27,9 @@ VIP = "172.30.77.100"
 APP = {"moodle1": "172.30.77.11", "moodle2": "172.30.77.12", "moodle3": "172.30.77.13"}
 LB = {"lb1": "172.30.77.21", "lb2": "172.30.77.22"}
 IPS = {**APP, **LB}
-DELETE = object()
 
 
-def _known():
-    tree = {}
-    for name in ("defaults", "os_family/Debian", "osfinger/Debian-13"):
-        path = REPO / "moodle_ha" / "parameters" / f"{name}.yaml"
-        merge(tree, yaml.safe_load(path.read_text())["values"])
-    return tree
-
-
-KNOWN = _known()
+KNOWN = known_tree()
 
 
 def _pillar(topology="example"):
@@ -49,20 +41,8 @@ def _pillar(topology="example"):
 def _post_map(minion_id, patch=None, topology="example"):
     """post_map's result for the pillar with `patch` ({"a:b": value or DELETE} under
     moodle_ha) applied, with the arguments map.jinja passes (roles grain = pillar roles)."""
-    pillar = _pillar(topology)["moodle_ha"]
-    for path, value in (patch or {}).items():
-        keys = path.split(":")
-        node = pillar
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        if value is DELETE:
-            node.pop(keys[-1], None)
-        else:
-            node[keys[-1]] = copy.deepcopy(value)
-    roles = pillar["topology"]["hosts"].get(minion_id, {}).get("roles", [])
-    config = {k: v for k, v in pillar.items() if k != "lookup"}
-    data = merge(merge(copy.deepcopy(KNOWN), pillar.get("lookup") or {}), config)
-    return VALIDATION.post_map(data, minion_id, roles, copy.deepcopy(KNOWN))
+    pillar = patched(_pillar(topology)["moodle_ha"], patch)
+    return maplib_post_map(VALIDATION, KNOWN, pillar, minion_id)
 
 
 def _map(minion_id, patch=None, topology="example", chrony=None):

@@ -7,7 +7,6 @@ certificates and keys are made here with `cryptography` (a CA and the certificat
 self-signed ones, EC and RSA keys), so no openssl process runs and nothing expires.
 """
 
-import copy
 import datetime
 
 import pytest
@@ -16,47 +15,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from maplib import DELETE, known_tree, patched
+from maplib import post_map as maplib_post_map
 
-from render.renderlib import REPO, example_pillar, merge
+from render.renderlib import REPO, example_pillar
 from saltmodules import load
 
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_tls_validation_unit")
 
 VIP = "172.30.77.100"
 NAME = "moodle.example.org"
-DELETE = object()
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
 
 
-def _known():
-    tree = {}
-    for name in ("defaults", "os_family/Debian", "osfinger/Debian-13"):
-        path = REPO / "moodle_ha" / "parameters" / f"{name}.yaml"
-        merge(tree, yaml.safe_load(path.read_text())["values"])
-    return tree
-
-
-KNOWN = _known()
+KNOWN = known_tree()
 
 
 def _post_map(patch=None, minion_id="lb1", pillar=None):
     """post_map's result for pillar.example with `patch` ({"a:b": value or DELETE} under
     moodle_ha) applied, with the arguments map.jinja passes (roles grain = pillar roles)."""
-    pillar = copy.deepcopy(pillar or example_pillar())["moodle_ha"]
-    for path, value in (patch or {}).items():
-        keys = path.split(":")
-        node = pillar
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        if value is DELETE:
-            node.pop(keys[-1], None)
-        else:
-            node[keys[-1]] = copy.deepcopy(value)
-    roles = pillar["topology"]["hosts"].get(minion_id, {}).get("roles", [])
-    config = {k: v for k, v in pillar.items() if k != "lookup"}
-    data = merge(merge(copy.deepcopy(KNOWN), pillar.get("lookup") or {}), config)
-    return VALIDATION.post_map(data, minion_id, roles, copy.deepcopy(KNOWN))
+    pillar = patched((pillar or example_pillar())["moodle_ha"], patch)
+    return maplib_post_map(VALIDATION, KNOWN, pillar, minion_id)
 
 
 def _errors(patch=None, **kwargs):

@@ -13,6 +13,8 @@ import copy
 
 import pytest
 import yaml
+from maplib import DELETE, known_tree, patched
+from maplib import post_map as maplib_post_map
 
 from render.renderlib import REPO, example_pillar, merge
 from saltmodules import load
@@ -20,17 +22,12 @@ from saltmodules import load
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_validation_unit")
 SECRETS = VALIDATION.SECRETS
 HOSTS = "moodle_ha:topology:hosts"
-DELETE = object()
 RELEASE = "Debian-13"  # the render tests' default platform
 
 
 def _defaults_tree():
     """defaults.yaml, os_family/Debian.yaml and osfinger/Debian-13.yaml merged, as map.jinja."""
-    tree = {}
-    for name in ("defaults", "os_family/Debian", f"osfinger/{RELEASE}"):
-        path = REPO / "moodle_ha" / "parameters" / f"{name}.yaml"
-        merge(tree, yaml.safe_load(path.read_text())["values"])
-    return tree
+    return known_tree(RELEASE)
 
 
 KNOWN = _defaults_tree()
@@ -44,29 +41,13 @@ def _merged_example():
 
 def _patched(patch):
     """pillar.example with `patch` ({"moodle_ha:a:b": value or DELETE}) applied."""
-    pillar = example_pillar()
-    for path, value in patch.items():
-        keys = path.split(":")
-        node = pillar
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        if value is DELETE:
-            node.pop(keys[-1], None)
-        else:
-            node[keys[-1]] = copy.deepcopy(value)
-    return pillar
+    return patched(example_pillar(), patch)
 
 
 def _post_map(patch=None, minion_id="moodle1", roles=None):
     """post_map's result for the patched pillar, with the arguments map.jinja passes."""
-    pillar = _patched(patch or {})
-    if roles is None:  # the roles grain: the minion's pillar roles (renderlib.Renderer.call)
-        roles = pillar["moodle_ha"]["topology"]["hosts"].get(minion_id, {}).get("roles", [])
-    config = {k: v for k, v in pillar["moodle_ha"].items() if k != "lookup"}
-    lookup = pillar["moodle_ha"].get("lookup") or {}
-    known = copy.deepcopy(KNOWN)
-    data = merge(merge(copy.deepcopy(KNOWN), lookup), config)
-    return VALIDATION.post_map(data, minion_id, roles, known)
+    return maplib_post_map(VALIDATION, KNOWN, _patched(patch or {})["moodle_ha"], minion_id,
+                           roles)
 
 
 def _error(patch, minion_id="moodle1", roles=None):
