@@ -149,3 +149,14 @@ def config_section(text, header):
         if line.strip() and not line.strip().startswith("#"):
             body.append(line.strip())
     return body
+
+
+def assert_yaml_lints(text, tmp_path):
+    """The rendered SLS text parses as YAML and passes the repository's yamllint config."""
+    assert yaml.safe_load(text)
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(text)
+    lint = subprocess.run(
+        [str(pathlib.Path(sys.executable).parent / "yamllint"), "-c", str(REPO / ".yamllint"),
+         str(rendered)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

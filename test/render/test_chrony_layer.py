@@ -8,15 +8,13 @@ CHRONYD variable naming one) its own parser reads every rendered chrony.conf bac
 import copy
 import json
 import os
-import pathlib
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-from render.renderlib import PLATFORMS, REPO, example_pillar, merge
+from render.renderlib import PLATFORMS, REPO, assert_yaml_lints, example_pillar, merge
 from saltmodules import load
 
 MODULE = load("_modules/moodle_ha.py", "moodle_ha_chrony_validation")
@@ -237,13 +235,7 @@ def test_rendered_layer_lints(renderer, tmp_path, sls, grains):
                                "default_renderer=jinja", f"sls={sls}", minion_id="lb1",
                                grains=grains)
     assert code == 0 and isinstance(text, str), text
-    assert yaml.safe_load(text)
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(text)
-    lint = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "yamllint"), "-c", str(REPO / ".yamllint"),
-         str(rendered)], capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert_yaml_lints(text, tmp_path)
 
 
 # --- validation (_modules/moodle_ha.py _chrony_errors) ---------------------------------------

@@ -4,14 +4,11 @@ release: the configuration and drop-in before the package, the service restarted
 /etc/default/garb names exactly the galera hosts and the galera nodes' cluster name."""
 
 import copy
-import pathlib
 import subprocess
-import sys
 
 import pytest
-import yaml
 
-from render.renderlib import PLATFORMS, REPO, example_pillar
+from render.renderlib import PLATFORMS, assert_yaml_lints, example_pillar
 
 GALERA_IPS = ["172.30.77.11", "172.30.77.12"]
 ARB_IP = "172.30.77.31"
@@ -199,13 +196,7 @@ def test_rendered_layer_lints(renderer, tmp_path, sls, platform):
                                "default_renderer=jinja", f"sls={sls}", minion_id=minion,
                                pillar=pillar, platform=platform)
     assert code == 0 and isinstance(text, str), text
-    assert yaml.safe_load(text)
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(text)
-    lint = subprocess.run(
-        [str(pathlib.Path(sys.executable).parent / "yamllint"), "-c", str(REPO / ".yamllint"),
-         str(rendered)], capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert_yaml_lints(text, tmp_path)
 
 
 def test_clean_stops_and_purges_the_arbitrator_only(renderer):
