@@ -24,8 +24,9 @@ SECRETS = (
     "moodle_admin_password",
 )
 # Optional: backup_encryption_key's presence switches backup encryption on; tls_key (a PEM
-# private key: line breaks allowed) is required while lb:tls:enabled is true (_tls_errors).
-OPTIONAL_SECRETS = ("backup_encryption_key", "tls_key")
+# private key: line breaks allowed) is required while lb:tls:enabled is true (_tls_errors),
+# galera_tls_key while galera:tls:enabled is true (_galera_tls_errors).
+OPTIONAL_SECRETS = ("backup_encryption_key", "tls_key", "galera_tls_key")
 # Accepted from older pillars and ignored: root keeps unix_socket authentication and nothing
 # connects as root over TCP.
 RETIRED_SECRETS = ("db_root_password",)
@@ -53,6 +54,7 @@ _HOST_KEYS = ("ip", "roles")
 _EXTRA_KEYS = {"moodle:source": ("ref", "version")}
 # Sections this module reads into (checked even without the defaults' key tree).
 _MAPPINGS = ("topology", "topology:hosts", "secrets", "galera", "galera:clustercheck",
+             "galera:tls",
              "gluster", "lb", "lb:haproxy", "lb:tls", "lb:keepalived", "web", "moodle",
              "moodle:source",
              "metrics", "metrics:node_exporter", "metrics:mysqld_exporter", "metrics:haproxy",
@@ -746,23 +748,42 @@ def _san_covers(names, server_name):
     return False
 
 
-def _tls_key_errors(key_text, errors):
-    """secrets:tls_key parsed: a PEM private key, unencrypted (None when it is not). The
+def _pem_chain(data, path, what, switch, secret, errors):
+    """The certificates of the PEM chain at `path` (None, with an error, when it is none)."""
+    key = f"moodle_ha:{path}"
+    text = _get(data, path)
+    if not isinstance(text, str) or "-----BEGIN CERTIFICATE-----" not in text:
+        errors.append(f"{key}: {_kind(text)}, not a PEM certificate chain ({what}:"
+                      f" -----BEGIN CERTIFICATE----- blocks), required while {switch} is true")
+    elif "PRIVATE KEY-----" in text:
+        errors.append(f"{key}: holds a private key: it belongs in secrets:{secret} (a secret,"
+                      " masked in the map dumps), the certificates only here")
+    else:
+        try:
+            return _pem_certificates(text)
+        except ValueError as exc:
+            errors.append(f"{key}: not a PEM certificate chain ({exc})")
+    return None
+
+
+def _tls_key_errors(key_text, errors, secret="tls_key", certificate="lb:tls:certificate",
+                    switch="lb:tls:enabled", reader="HAProxy"):
+    """secrets:<secret> parsed: a PEM private key, unencrypted (None when it is not). The
     messages never quote the key."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
-    key = "moodle_ha:secrets:tls_key"
+    key = f"moodle_ha:secrets:{secret}"
     if not isinstance(key_text, str) or not key_text.strip():
-        errors.append(f"{key}: missing (the PEM private key of lb:tls:certificate, required while"
-                      " lb:tls:enabled is true)")
+        errors.append(f"{key}: missing (the PEM private key of {certificate}, required while"
+                      f" {switch} is true)")
         return None
     if "-----BEGIN CERTIFICATE-----" in key_text:
         errors.append(f"{key}: holds a certificate as well: give the private key only (the"
-                      " certificate chain is lb:tls:certificate)")
+                      f" certificate chain is {certificate})")
     try:
         private = serialization.load_pem_private_key(key_text.encode(), password=None)
     except TypeError:
-        errors.append(f"{key}: the private key is encrypted (a passphrase): HAProxy needs it"
+        errors.append(f"{key}: the private key is encrypted (a passphrase): {reader} needs it"
                       " unencrypted (e.g. openssl pkey -in <encrypted key> -out <plain key>)")
         return None
     except (ValueError, UnsupportedAlgorithm):
@@ -809,20 +830,8 @@ def _tls_errors(data, errors):
         if _get(data, other) == port:
             errors.append(f"moodle_ha:lb:tls:https_port: port {port} is also moodle_ha:{other}")
     key = "moodle_ha:lb:tls:certificate"
-    text = _get(data, "lb:tls:certificate")
-    certs = None
-    if not isinstance(text, str) or "-----BEGIN CERTIFICATE-----" not in text:
-        errors.append(f"{key}: {_kind(text)}, not a PEM certificate chain (the site certificate,"
-                      " then its intermediates: -----BEGIN CERTIFICATE----- blocks), required"
-                      " while lb:tls:enabled is true")
-    elif "PRIVATE KEY-----" in text:
-        errors.append(f"{key}: holds a private key: it belongs in secrets:tls_key (a secret,"
-                      " masked in the map dumps), the certificate chain only here")
-    else:
-        try:
-            certs = _pem_certificates(text)
-        except ValueError as exc:
-            errors.append(f"{key}: not a PEM certificate chain ({exc})")
+    certs = _pem_chain(data, "lb:tls:certificate", "the site certificate, then its"
+                       " intermediates", "lb:tls:enabled", "tls_key", errors)
     private = _tls_key_errors(key_text, errors)
     if not certs:
         return
@@ -860,6 +869,88 @@ def _tls_errors(data, errors):
                           f" subjectAltName has {have}")
     # No check of the validity dates: an expired certificate must never stop the states of
     # every host (a Galera recovery included) until the pillar has a new one.
+
+
+# SST modes of MariaDB's mariabackup SST script ([sst] ssl-mode) that encrypt: VERIFY_CA
+# also has each side check the other's certificate against galera:tls:ca.
+_SST_SSL_MODES = ("REQUIRED", "VERIFY_CA")
+
+
+def _issued_by(cert, issuer):
+    """Whether `issuer` signed `cert` (cryptography >= 40; older ones compare the names)."""
+    from cryptography.exceptions import InvalidSignature
+    if not hasattr(cert, "verify_directly_issued_by"):
+        return cert.issuer == issuer.subject
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _chains_to(certs, cas):
+    """Whether certs[0] leads to one of `cas` through the intermediates after it."""
+    current, rest = certs[0], list(certs[1:])
+    for _ in range(len(certs)):
+        if any(_issued_by(current, ca) for ca in cas):
+            return True
+        parent = next((c for c in rest if _issued_by(current, c)), None)
+        if parent is None:
+            return False
+        rest.remove(parent)
+        current = parent
+    return False
+
+
+def _galera_tls_errors(data, errors):
+    """galera:tls (replication and IST through the Galera provider, SST through the
+    mariabackup script, all over TLS): while enabled, galera:tls:ca, galera:tls:certificate
+    and secrets:galera_tls_key, the key the certificate's, the certificate issued by the CA
+    (or by an intermediate that follows it in galera:tls:certificate). One certificate
+    serves every galera and garbd host: Galera checks the peer's chain, not its name."""
+    enabled = _get(data, "galera:tls:enabled")
+    if not isinstance(enabled, bool):
+        errors.append(f"moodle_ha:galera:tls:enabled: {enabled!r} is not true or false")
+    key_text = _get(data, "secrets:galera_tls_key")
+    if isinstance(key_text, str) and re.search(r"\r(?!\n)", key_text):
+        errors.append("moodle_ha:secrets:galera_tls_key: contains a carriage return (U+000D)"
+                      " that does not end a line")
+    if enabled is not True or not _role_hosts(data).get("galera"):
+        return
+    directory = _get(data, "galera:tls:dir")
+    if not isinstance(directory, str) or not _PEM_FILE_RE.match(directory):
+        errors.append(f"moodle_ha:galera:tls:dir: {directory!r} is not an absolute path of"
+                      " letters, digits, . _ - and / (the provider options carry it unquoted)")
+    _one_of(data, "galera:tls:sst_ssl_mode", _SST_SSL_MODES, errors)
+    if _get(data, "galera:sst_method") != "mariabackup":
+        errors.append(f"moodle_ha:galera:sst_method: {_get(data, 'galera:sst_method')!r}: SST"
+                      " over TLS (galera:tls:enabled) is built for mariabackup (socat with"
+                      " OpenSSL); rsync would send the data in clear text")
+    for path in ("galera:provider_options", "garbd:options"):
+        options = _get(data, path)
+        clash = sorted(k for k in (options if isinstance(options, dict) else {})
+                       if str(k).startswith("socket.ssl"))
+        if clash:
+            errors.append(f"moodle_ha:{path}: {', '.join(clash)} while galera:tls:enabled is"
+                          " true, which sets the socket.ssl options itself")
+    ca = _pem_chain(data, "galera:tls:ca", "the CA certificate(s) the nodes trust",
+                    "galera:tls:enabled", "galera_tls_key", errors)
+    certs = _pem_chain(data, "galera:tls:certificate", "the nodes' certificate, then its"
+                       " intermediates", "galera:tls:enabled", "galera_tls_key", errors)
+    private = _tls_key_errors(key_text, errors, "galera_tls_key", "galera:tls:certificate",
+                              "galera:tls:enabled", "Galera (server and garbd)")
+    if not certs:
+        return
+    cert = certs[0]
+    subject = cert.subject.rfc4514_string()
+    if private is not None and _public_der(cert.public_key()) != _public_der(
+            private.public_key()):
+        errors.append("moodle_ha:secrets:galera_tls_key: is not the private key of the first"
+                      f" certificate of galera:tls:certificate ({subject})")
+    if ca and not _chains_to(certs, ca):
+        errors.append(f"moodle_ha:galera:tls:certificate: the first certificate ({subject}) is"
+                      " not issued by a certificate of galera:tls:ca (nor by an intermediate"
+                      " after it): every node would refuse its peers")
 
 
 def _role_hosts(data):
@@ -912,6 +1003,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _galera_safety_errors(data, errors)
         _firewall_errors(data, errors)
         _tls_errors(data, errors)
+        _galera_tls_errors(data, errors)
     hosts = _get(data, "topology:hosts") or {}
     if minion_id in hosts and grain_roles is not None:
         if isinstance(grain_roles, str):

@@ -7,6 +7,7 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
+{%- from tplroot ~ "/galera/libtls.jinja" import galera_tls_files with context %}
 
 include:
   - .package
@@ -19,6 +20,12 @@ moodle_ha-galera-sysctl-ip-nonlocal-bind-present:
     - name: net.ipv4.ip_nonlocal_bind
     - value: 1
     - config: {{ moodle_ha.galera.sysctl_file }}
+
+{%- if moodle_ha.galera.tls.enabled %}
+{#- The replication/SST certificate, CA and key the cnf below names (galera:tls). #}
+{{ galera_tls_files(moodle_ha, "galera", moodle_ha.galera.user,
+                    [{"pkg": "moodle_ha-galera-package-installed"}]) }}
+{%- endif %}
 
 moodle_ha-galera-config-file-managed:
   file.managed:
@@ -34,3 +41,8 @@ moodle_ha-galera-config-file-managed:
     - require:
       - pkg: moodle_ha-galera-package-installed
       - sysctl: moodle_ha-galera-sysctl-ip-nonlocal-bind-present
+{%- if moodle_ha.galera.tls.enabled %}
+      - file: moodle_ha-galera-tls-ca-file-managed
+      - file: moodle_ha-galera-tls-certificate-file-managed
+      - file: moodle_ha-galera-tls-key-file-managed
+{%- endif %}

@@ -13,6 +13,9 @@ moodle_ha-galera-socket-masked:
 
 moodle_ha-galera-package-installed:
   pkg.installed:
-    - pkgs: {{ moodle_ha.pkgs.galera | json }}
+    - pkgs:
+{%- for pkg in moodle_ha.pkgs.galera %}
+      - {{ pkg }}
+{%- endfor %}
     - require:
       - service: moodle_ha-galera-socket-masked

@@ -8,6 +8,7 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
+{%- from tplroot ~ "/galera/libtls.jinja" import galera_tls_files with context %}
 {%- set me = moodle_ha.nodes.self %}
 {%- set service = moodle_ha.services.garbd %}
 
@@ -17,6 +18,18 @@ moodle_ha-garbd-config-not-garbd:
   test.fail_without_changes:
     - name: {{ grains.id }} has no role garbd in moodle_ha:topology:hosts (no arbitrator here)
 {%- else %}
+
+{%- if moodle_ha.galera.tls.enabled %}
+{#- The galera layer's TLS files (galera:tls): garbd is a member of the same TLS group. Its
+    user differs per release (nobody on Debian 12, _galera on 13): the drop-in below gives
+    garb.service this group to read the key. #}
+moodle_ha-garbd-tls-group-present:
+  group.present:
+    - name: {{ moodle_ha.garbd.tls_group }}
+    - system: True
+{{ galera_tls_files(moodle_ha, "garbd", moodle_ha.garbd.tls_group,
+                    [{"group": "moodle_ha-garbd-tls-group-present"}]) }}
+{%- endif %}
 
 {#- garb-systemd is bash and sources the file: a syntax error would stop garbd at its next
     start, so the new file is checked before it replaces the old one. #}

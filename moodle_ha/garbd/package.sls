@@ -23,4 +23,7 @@ moodle_ha-garbd-package-installed:
     - require:
       - file: moodle_ha-garbd-config-file-managed
       - cmd: moodle_ha-garbd-systemd-reloaded
+{%- if moodle_ha.galera.tls.enabled %}
+      - file: moodle_ha-garbd-tls-key-file-managed
+{%- endif %}
 {%- endif %}

@@ -28,4 +28,9 @@ moodle_ha-garbd-service-running:
     - watch:
       - file: moodle_ha-garbd-config-file-managed
       - file: moodle_ha-garbd-dropin-file-managed
+{%- if moodle_ha.galera.tls.enabled %}
+      - file: moodle_ha-garbd-tls-ca-file-managed
+      - file: moodle_ha-garbd-tls-certificate-file-managed
+      - file: moodle_ha-garbd-tls-key-file-managed
+{%- endif %}
 {%- endif %}

@@ -21,6 +21,14 @@ def example_pillar():
         return yaml.safe_load(fh)
 
 
+def lab_topology_pillar(name):
+    """test/lab/topologies/<name>.yaml as the lab deploys it: with the certificates and keys
+    the lab makes (galera:tls; the site's come from pillar.example), here made by certlib."""
+    from certlib import galera_tls_pillar
+    with open(REPO / "test" / "lab" / "topologies" / f"{name}.yaml", encoding="utf-8") as fh:
+        return merge(yaml.safe_load(fh), galera_tls_pillar())
+
+
 def merge(base, over):
     """Recursive dict merge into `base`, as map.jinja's slsutil.merge (lists and scalars
     replaced); returns `base`."""
@@ -130,11 +138,28 @@ class Renderer:
         assert code == 0 and isinstance(out, dict), f"render of {sls} failed: {out}"
         return out
 
+    def template(self, layer, name, tmp_path, minion_id="moodle1", context=None, **kwargs):
+        """moodle_ha/<layer>/files/<name> rendered as file.managed renders it (cp.get_template
+        with tpldir and `context`); its text."""
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        dest = tmp_path / f"{minion_id}-{name}"
+        args = [f"{k}={v}" for k, v in {"tpldir": f"moodle_ha/{layer}", **(context or {})}.items()]
+        code, out = self.call("cp.get_template", f"salt://moodle_ha/{layer}/files/{name}",
+                              str(dest), *args, minion_id=minion_id, **kwargs)
+        assert code == 0 and dest.exists(), f"{name} did not render: {out}"
+        return dest.read_text()
+
     def render_error(self, sls, **kwargs):
         """Render one SLS expecting failure; return the error text."""
         code, out = self.call("state.show_sls", sls, **kwargs)
         assert code != 0 or not isinstance(out, dict), f"{sls} rendered although invalid"
         return out if isinstance(out, str) else json.dumps(out)
+
+
+def state_args(state):
+    """The arguments of a rendered state (state.show_sls) as one dict, requisites included."""
+    fun_args = next(value for key, value in state.items() if not key.startswith("__"))
+    return {k: v for item in fun_args if isinstance(item, dict) for k, v in item.items()}
 
 
 def config_section(text, header):

@@ -14,7 +14,14 @@ import subprocess
 import pytest
 import yaml
 
-from render.renderlib import PLATFORMS, REPO, assert_yaml_lints, example_pillar, merge
+from render.renderlib import (
+    PLATFORMS,
+    REPO,
+    assert_yaml_lints,
+    example_pillar,
+    merge,
+    state_args,
+)
 from saltmodules import load
 
 MODULE = load("_modules/moodle_ha.py", "moodle_ha_chrony_validation")
@@ -34,12 +41,6 @@ IDS = {
 }
 SERVERS = {"moodle_ha:chrony:servers": ["ntp1.example.org", "192.0.2.123"]}
 CHRONYD = os.environ.get("CHRONYD") or shutil.which("chronyd")
-
-
-def _args(state):
-    """The arguments of a rendered state as one dict (requisite lists included)."""
-    fun_args = next(value for key, value in state.items() if not key.startswith("__"))
-    return {k: v for item in fun_args if isinstance(item, dict) for k, v in item.items()}
 
 
 def _template(renderer, tmp_path, name, minion_id, platform="Debian-13", patch=None,
@@ -87,19 +88,19 @@ def test_layer_installs_then_configures_then_restarts(renderer, host, platform):
     out = renderer.show_sls("moodle_ha.chrony", minion_id=host, platform=platform,
                             grains=MACHINE)
     assert set(out) - {"__extend__"} == IDS | {"moodle_ha-chrony-dropin-file-absent"}
-    assert _args(out["moodle_ha-chrony-package-installed"])["pkgs"] == ["chrony"]
-    config = _args(out["moodle_ha-chrony-config-file-managed"])
+    assert state_args(out["moodle_ha-chrony-package-installed"])["pkgs"] == ["chrony"]
+    config = state_args(out["moodle_ha-chrony-config-file-managed"])
     assert config["name"] == CONFIG
     assert config["check_cmd"] == "/usr/sbin/chronyd -p -f"
     assert (config["user"], config["group"], config["mode"]) == ("root", "root", "0644")
     assert config["source"][-1] == "salt://moodle_ha/chrony/files/chrony.conf.jinja"
     # After the package: ucf keeps the changed file through upgrades, and chronyd checks it.
     assert config["require"] == [{"pkg": "moodle_ha-chrony-package-installed"}]
-    assert _args(out["moodle_ha-chrony-dropin-file-absent"])["name"] == DROPIN
-    reload_ = _args(out["moodle_ha-chrony-systemd-reloaded"])
+    assert state_args(out["moodle_ha-chrony-dropin-file-absent"])["name"] == DROPIN
+    reload_ = state_args(out["moodle_ha-chrony-systemd-reloaded"])
     assert reload_["name"] == "systemctl daemon-reload"
     assert reload_["onchanges"] == [{"file": "moodle_ha-chrony-dropin-file-absent"}]
-    service = _args(out["moodle_ha-chrony-service-running"])
+    service = state_args(out["moodle_ha-chrony-service-running"])
     assert service["name"] == "chrony" and service["enable"] is True
     assert service["require"] == [{"pkg": "moodle_ha-chrony-package-installed"},
                                   {"cmd": "moodle_ha-chrony-systemd-reloaded"}]
@@ -112,12 +113,12 @@ def test_layer_installs_then_configures_then_restarts(renderer, host, platform):
 def test_a_container_gets_the_dropin_and_a_reload(renderer, grains):
     out = renderer.show_sls("moodle_ha.chrony", minion_id="moodle2", grains=grains)
     assert set(out) - {"__extend__"} == IDS | {"moodle_ha-chrony-dropin-file-managed"}
-    dropin = _args(out["moodle_ha-chrony-dropin-file-managed"])
+    dropin = state_args(out["moodle_ha-chrony-dropin-file-managed"])
     assert dropin["name"] == DROPIN and dropin["makedirs"] is True
     assert dropin["source"][-1] == "salt://moodle_ha/chrony/files/moodle_ha.conf.jinja"
-    reload_ = _args(out["moodle_ha-chrony-systemd-reloaded"])
+    reload_ = state_args(out["moodle_ha-chrony-systemd-reloaded"])
     assert reload_["onchanges"] == [{"file": "moodle_ha-chrony-dropin-file-managed"}]
-    service = _args(out["moodle_ha-chrony-service-running"])
+    service = state_args(out["moodle_ha-chrony-service-running"])
     assert {"file": "moodle_ha-chrony-dropin-file-managed"} in service["watch"]
 
 

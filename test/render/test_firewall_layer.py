@@ -22,7 +22,7 @@ import subprocess
 import pytest
 import yaml
 
-from render.renderlib import PLATFORMS, REPO, example_pillar, merge
+from render.renderlib import PLATFORMS, REPO, example_pillar, lab_topology_pillar, merge, state_args
 from saltmodules import load
 
 FIREWALL = load("_modules/moodle_ha_firewall.py", "moodle_ha_firewall_render_test")
@@ -63,7 +63,7 @@ IPV6_PATCH = {
 
 
 def _garbd_pillar():
-    return yaml.safe_load((REPO / "test/lab/topologies/garbd.yaml").read_text())
+    return lab_topology_pillar("garbd")
 
 
 # -- shared renders -----------------------------------------------------------------------
@@ -115,12 +115,6 @@ def render(renderer, shared):
 def _table(render, minion, platform="Debian-13", pillar=None, patch=None):
     return render("template", "moodle_ha/firewall/files/moodle_ha.nft.jinja", minion,
                   platform, pillar, patch)
-
-
-def _args(state):
-    """The arguments of a rendered state as one dict (requisite lists included)."""
-    fun_args = next(value for key, value in state.items() if not key.startswith("__"))
-    return {k: v for item in fun_args if isinstance(item, dict) for k, v in item.items()}
 
 
 def _fun(state):
@@ -197,20 +191,20 @@ def test_table_is_checked_before_it_replaces_the_loaded_one(render, minion, plat
     out = render("sls", "moodle_ha.firewall", minion, platform)
     assert set(out) - {"__extend__"} == IDS
     pkg = out["moodle_ha-firewall-package-installed"]
-    assert _fun(pkg) == "pkg.installed" and _args(pkg)["pkgs"] == ["nftables"]
-    ruleset = _args(out["moodle_ha-firewall-ruleset-file-managed"])
+    assert _fun(pkg) == "pkg.installed" and state_args(pkg)["pkgs"] == ["nftables"]
+    ruleset = state_args(out["moodle_ha-firewall-ruleset-file-managed"])
     assert ruleset["name"] == "/etc/moodle_ha/firewall.nft"
     assert ruleset["source"][-1] == "salt://moodle_ha/firewall/files/moodle_ha.nft.jinja"
     assert ruleset["check_cmd"] == f"{NFT} -c -f"
     assert (ruleset["user"], ruleset["group"], ruleset["mode"]) == ("root", "root", "0600")
     assert ruleset["require"] == [{"pkg": "moodle_ha-firewall-package-installed"}]
-    unit = _args(out["moodle_ha-firewall-unit-file-managed"])
+    unit = state_args(out["moodle_ha-firewall-unit-file-managed"])
     assert unit["name"] == f"/etc/systemd/system/{UNIT}" and unit["mode"] == "0644"
     reloaded = out["moodle_ha-firewall-systemd-reloaded"]
-    assert _args(reloaded)["onchanges"] == [{"file": "moodle_ha-firewall-unit-file-managed"}]
+    assert state_args(reloaded)["onchanges"] == [{"file": "moodle_ha-firewall-unit-file-managed"}]
     service = out["moodle_ha-firewall-service-running"]
     assert _fun(service) == "service.running"
-    args = _args(service)
+    args = state_args(service)
     assert args["name"] == UNIT and args["enable"] is True
     # A changed table is loaded with a reload (nft -f: one transaction), never a stop/start
     # that would leave the host open in between.
@@ -225,7 +219,7 @@ def test_disabled_firewall_only_stops_the_service(render):
     assert set(out) - {"__extend__"} == {"moodle_ha-firewall-service-dead"}
     dead = out["moodle_ha-firewall-service-dead"]
     assert _fun(dead) == "service.dead"
-    args = _args(dead)
+    args = state_args(dead)
     assert (args["name"], args["enable"]) == (UNIT, False)
 
 
@@ -342,7 +336,7 @@ def test_clustercheck_listens_on_the_host_ip_only(render):
 
 def test_volume_admits_only_the_gluster_and_web_hosts(render):
     out = render("sls", "moodle_ha.gluster.volume", "moodle1")
-    options = _args(out["moodle_ha-gluster-volume-options-set"])["options"]
+    options = state_args(out["moodle_ha-gluster-volume-options-set"])["options"]
     app = [IPS[n] for n in ("moodle1", "moodle2", "moodle3")]
     assert options["auth.allow"] == ",".join(["127.0.0.1", *app])
     assert options["network.ping-timeout"] == "5"
@@ -353,5 +347,5 @@ def test_volume_admits_only_the_gluster_and_web_hosts(render):
 def test_volume_auth_allow_from_pillar_replaces_the_derived_list(render):
     patch = {"moodle_ha:gluster:auth_allow": ["172.30.77.*", "192.0.2.10"]}
     out = render("sls", "moodle_ha.gluster.volume", "moodle1", patch=patch)
-    options = _args(out["moodle_ha-gluster-volume-options-set"])["options"]
+    options = state_args(out["moodle_ha-gluster-volume-options-set"])["options"]
     assert options["auth.allow"] == "172.30.77.*,192.0.2.10"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from render.renderlib import PLATFORMS, assert_yaml_lints, example_pillar
+from render.renderlib import PLATFORMS, assert_yaml_lints, example_pillar, state_args
 
 GALERA_IPS = ["172.30.77.11", "172.30.77.12"]
 ARB_IP = "172.30.77.31"
@@ -37,12 +37,6 @@ def _pillar(standalone=False):
 # (minion, pillar, the arbitrator's IP) of each placement.
 PLACEMENTS = {"beside-lb": ("lb1", _pillar(), "172.30.77.21"),
               "standalone": ("arb1", _pillar(standalone=True), ARB_IP)}
-
-
-def _args(state):
-    """The arguments of a rendered state as one dict (requisite lists included)."""
-    fun_args = next(value for key, value in state.items() if not key.startswith("__"))
-    return {k: v for item in fun_args if isinstance(item, dict) for k, v in item.items()}
 
 
 def _template(renderer, tmp_path, layer, name, minion_id, pillar, platform="Debian-13",
@@ -76,19 +70,19 @@ def test_arbitrator_gets_config_and_dropin_before_the_package(renderer, placemen
     out = renderer.show_sls("moodle_ha.garbd", minion_id=minion, pillar=pillar,
                             platform=platform)
     assert set(out) - {"__extend__"} == IDS
-    config = _args(out["moodle_ha-garbd-config-file-managed"])
+    config = state_args(out["moodle_ha-garbd-config-file-managed"])
     assert config["name"] == "/etc/default/garb"
     assert config["check_cmd"] == "/bin/bash -n"
     assert (config["user"], config["group"], config["mode"]) == ("root", "root", "0644")
-    assert _args(out["moodle_ha-garbd-dropin-file-managed"])["name"] == DROPIN
-    reload_ = _args(out["moodle_ha-garbd-systemd-reloaded"])
+    assert state_args(out["moodle_ha-garbd-dropin-file-managed"])["name"] == DROPIN
+    reload_ = state_args(out["moodle_ha-garbd-systemd-reloaded"])
     assert reload_["onchanges"] == [{"file": "moodle_ha-garbd-dropin-file-managed"}]
     # The postinst starts garb.service: its configuration and Restart= must be there first.
-    pkg = _args(out["moodle_ha-garbd-package-installed"])
+    pkg = state_args(out["moodle_ha-garbd-package-installed"])
     assert pkg["pkgs"] == ["galera-arbitrator-4"]
     assert {"file": "moodle_ha-garbd-config-file-managed"} in pkg["require"]
     assert {"cmd": "moodle_ha-garbd-systemd-reloaded"} in pkg["require"]
-    service = _args(out["moodle_ha-garbd-service-running"])
+    service = state_args(out["moodle_ha-garbd-service-running"])
     assert service["name"] == "garb" and service["enable"] is True
     assert service["require"] == [{"pkg": "moodle_ha-garbd-package-installed"}]
     assert {"file": "moodle_ha-garbd-config-file-managed"} in service["watch"]
@@ -172,7 +166,7 @@ def test_galera_nodes_list_only_the_galera_hosts(renderer, tmp_path, platform):
     assert f"wsrep_cluster_address = gcomm://{','.join(GALERA_IPS)}" in cnf.splitlines()
     states = renderer.show_sls("moodle_ha.galera.cluster", minion_id="moodle2", pillar=pillar,
                                platform=platform)
-    nodes = _args(states["moodle_ha-galera-cluster-member"])["nodes"]
+    nodes = state_args(states["moodle_ha-galera-cluster-member"])["nodes"]
     assert [n["ip"] for n in nodes] == GALERA_IPS
 
 
@@ -184,7 +178,7 @@ def test_a_host_without_the_role_refuses_the_layer(renderer):
                    "moodle_ha-garbd-service-not-garbd"}
     for sid in ids:
         assert "fail_without_changes" in out[sid]["test"]
-        assert "lb2 has no role garbd" in _args(out[sid])["name"]
+        assert "lb2 has no role garbd" in state_args(out[sid])["name"]
 
 
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
@@ -202,7 +196,8 @@ def test_rendered_layer_lints(renderer, tmp_path, sls, platform):
 def test_clean_stops_and_purges_the_arbitrator_only(renderer):
     minion, pillar, _ = PLACEMENTS["beside-lb"]
     out = renderer.show_sls("moodle_ha.garbd.clean", minion_id=minion, pillar=pillar)
-    assert _args(out["moodle_ha-garbd-clean-service-dead"])["name"] == "garb"
-    assert _args(out["moodle_ha-garbd-clean-package-purged"])["pkgs"] == ["galera-arbitrator-4"]
-    assert _args(out["moodle_ha-garbd-clean-dropin-absent"])["name"] == DROPIN
+    assert state_args(out["moodle_ha-garbd-clean-service-dead"])["name"] == "garb"
+    purged = state_args(out["moodle_ha-garbd-clean-package-purged"])
+    assert purged["pkgs"] == ["galera-arbitrator-4"]
+    assert state_args(out["moodle_ha-garbd-clean-dropin-absent"])["name"] == DROPIN
     assert not any("haproxy" in sid or "keepalived" in sid for sid in out)

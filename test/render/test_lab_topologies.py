@@ -5,8 +5,9 @@ import yaml
 from render.renderlib import REPO, example_pillar
 
 
-def test_garbd_topology_is_pillar_example_with_an_arbitrator_on_lb1():
+def test_garbd_topology_is_pillar_example_with_an_arbitrator_on_lb1_and_galera_tls():
     want = example_pillar()
+    want["moodle_ha"]["galera"]["tls"]["enabled"] = True
     hosts = want["moodle_ha"]["topology"]["hosts"]
     hosts["moodle3"]["roles"] = ["gluster", "web"]
     hosts["lb1"]["roles"] = ["lb", "garbd"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from render.renderlib import PLATFORMS, config_section, example_pillar
+from render.renderlib import PLATFORMS, config_section, example_pillar, state_args
 
 PILLAR = example_pillar()["moodle_ha"]
 HOSTS = PILLAR["topology"]["hosts"]
@@ -31,12 +31,6 @@ MY_CNF_ID = "moodle_ha-metrics-mysqld-exporter-my-cnf-file-managed"
 # The mysqld exporter's connection per release: 0.17 (Debian 13) reads a client file,
 # 0.14 (Debian 12) only DATA_SOURCE_NAME without a password.
 CONNECTION = {"Debian-13": "my_cnf", "Debian-12": "dsn"}
-
-
-def _args(state):
-    """The arguments of a rendered state as one dict (requisite lists included)."""
-    fun_args = next(value for key, value in state.items() if not key.startswith("__"))
-    return {k: v for item in fun_args if isinstance(item, dict) for k, v in item.items()}
 
 
 def _template(renderer, tmp_path, name, minion_id, platform="Debian-13", patch=None):
@@ -75,18 +69,18 @@ def test_layer_has_the_exporters_of_each_role_and_no_secret(renderer, host, plat
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_node_exporter_files_come_before_its_package_and_restart_it(renderer, platform):
     out = renderer.show_sls("moodle_ha.metrics", minion_id="lb1", platform=platform)
-    pkg = _args(out["moodle_ha-metrics-node-exporter-package-installed"])
+    pkg = state_args(out["moodle_ha-metrics-node-exporter-package-installed"])
     # The package's postinst starts the exporter: its ARGS must already bind the host IP.
     assert {"file": "moodle_ha-metrics-node-exporter-defaults-file-managed"} in pkg["require"]
     assert {"cmd": "moodle_ha-metrics-node-exporter-systemd-reloaded"} in pkg["require"]
     assert pkg["install_recommends"] is False
     assert pkg["pkgs"] == ["prometheus-node-exporter"]
-    defaults = _args(out["moodle_ha-metrics-node-exporter-defaults-file-managed"])
+    defaults = state_args(out["moodle_ha-metrics-node-exporter-defaults-file-managed"])
     assert defaults["name"] == "/etc/default/prometheus-node-exporter"
-    service = _args(out["moodle_ha-metrics-node-exporter-service-running"])
+    service = state_args(out["moodle_ha-metrics-node-exporter-service-running"])
     assert service["name"] == "prometheus-node-exporter" and service["enable"] is True
     assert {"file": "moodle_ha-metrics-node-exporter-defaults-file-managed"} in service["watch"]
-    dropin = _args(out["moodle_ha-metrics-node-exporter-dropin-file-managed"])
+    dropin = state_args(out["moodle_ha-metrics-node-exporter-dropin-file-managed"])
     assert dropin["name"] == (
         "/etc/systemd/system/prometheus-node-exporter.service.d/moodle_ha-metrics.conf")
 
@@ -94,12 +88,12 @@ def test_node_exporter_files_come_before_its_package_and_restart_it(renderer, pl
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_mysqld_exporter_defaults_file_owned_as_its_postinst_sets_it(renderer, platform):
     out = renderer.show_sls("moodle_ha.metrics", minion_id="moodle2", platform=platform)
-    defaults = _args(out["moodle_ha-metrics-mysqld-exporter-defaults-file-managed"])
+    defaults = state_args(out["moodle_ha-metrics-mysqld-exporter-defaults-file-managed"])
     assert defaults["name"] == "/etc/default/prometheus-mysqld-exporter"
     assert (defaults["user"], defaults["group"], defaults["mode"]) == (
         "prometheus", "prometheus", "0640")
     assert {"pkg": "moodle_ha-metrics-mysqld-exporter-package-installed"} in defaults["require"]
-    service = _args(out["moodle_ha-metrics-mysqld-exporter-service-running"])
+    service = state_args(out["moodle_ha-metrics-mysqld-exporter-service-running"])
     assert service["name"] == "prometheus-mysqld-exporter"
     assert {"file": "moodle_ha-metrics-mysqld-exporter-defaults-file-managed"} in service["watch"]
     assert ({"file": MY_CNF_ID} in service["watch"]) == (CONNECTION[platform] == "my_cnf")
@@ -145,14 +139,14 @@ def test_extra_exporter_flags_follow_the_listen_address(renderer, tmp_path):
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_metrics_account_is_unix_socket_on_the_bootstrap_node(renderer, platform):
     out = renderer.show_sls("moodle_ha.galera.users", minion_id="moodle1", platform=platform)
-    user = _args(out["moodle_ha-galera-users-metrics-present"])
+    user = state_args(out["moodle_ha-galera-users-metrics-present"])
     assert user["name"] == "prometheus" and user["host"] == "localhost"
     assert user["unix_socket"] is True and user["allow_passwordless"] is True
     assert "password" not in user and "password_hash" not in user
-    grants = _args(out["moodle_ha-galera-users-metrics-grants-present"])
+    grants = state_args(out["moodle_ha-galera-users-metrics-grants-present"])
     assert grants["grant"] == "PROCESS, BINLOG MONITOR, SLAVE MONITOR"
     assert grants["database"] == "*.*"
-    perf = _args(out["moodle_ha-galera-users-metrics-performance-schema-grants-present"])
+    perf = state_args(out["moodle_ha-galera-users-metrics-performance-schema-grants-present"])
     assert (perf["grant"], perf["database"]) == ("SELECT", "performance_schema.*")
     other = renderer.show_sls("moodle_ha.galera.users", minion_id="moodle2", platform=platform)
     assert not any("metrics" in sid for sid in other)

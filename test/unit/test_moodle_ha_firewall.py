@@ -12,11 +12,10 @@ moodle3 gluster and web only; lb1 lb and garbd).
 import ipaddress
 
 import pytest
-import yaml
 from maplib import known_tree, patched
 from maplib import post_map as maplib_post_map
 
-from render.renderlib import REPO, example_pillar
+from render.renderlib import example_pillar, lab_topology_pillar
 from saltmodules import load
 
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_firewall_validation_unit")
@@ -34,7 +33,7 @@ KNOWN = known_tree()
 
 def _pillar(topology="example"):
     if topology == "garbd":
-        return yaml.safe_load((REPO / "test/lab/topologies/garbd.yaml").read_text())
+        return lab_topology_pillar("garbd")
     return example_pillar()
 
 

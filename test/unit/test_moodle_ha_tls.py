@@ -10,23 +10,21 @@ self-signed ones, EC and RSA keys), so no openssl process runs and nothing expir
 import datetime
 
 import pytest
-import yaml
+from certlib import DAY, NOW, ec_key, pem_cert, pem_key
+from certlib import cert as make_cert
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from maplib import DELETE, known_tree, patched
 from maplib import post_map as maplib_post_map
 
-from render.renderlib import REPO, example_pillar
+from render.renderlib import example_pillar
 from saltmodules import load
 
 VALIDATION = load("_modules/moodle_ha.py", "moodle_ha_tls_validation_unit")
 
 VIP = "172.30.77.100"
 NAME = "moodle.example.org"
-NOW = datetime.datetime.now(datetime.UTC)
-DAY = datetime.timedelta(days=1)
 
 
 KNOWN = known_tree()
@@ -46,42 +44,6 @@ def _errors(patch=None, **kwargs):
 # -- certificates ---------------------------------------------------------------------------
 
 
-def _ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key, password=None):
-    encryption = (serialization.BestAvailableEncryption(password) if password
-                  else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             encryption).decode()
-
-
-def _pem_cert(*certs):
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(key, cn, san=None, issuer=None, issuer_key=None, ca=False,
-          before=NOW - DAY, after=NOW + 365 * DAY):
-    """A certificate for `key`, signed by `issuer_key` (default: self-signed); `san` a list of
-    x509.GeneralName (None: no subjectAltName extension at all)."""
-    builder = (x509.CertificateBuilder()
-               .subject_name(_name(cn))
-               .issuer_name(issuer.subject if issuer is not None else _name(cn))
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(before)
-               .not_valid_after(after)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if san is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
 def _ip_san(ip=VIP):
     import ipaddress
     return x509.IPAddress(ipaddress.ip_address(ip))
@@ -91,11 +53,11 @@ def _dns_san(name=NAME):
     return x509.DNSName(name)
 
 
-CA_KEY = _ec_key()
-CA = _cert(CA_KEY, "moodle_ha test CA", san=None, ca=True, after=NOW + 3650 * DAY)
-SITE_KEY = _ec_key()
-SITE = _cert(SITE_KEY, NAME, san=[_dns_san(), _ip_san()], issuer=CA, issuer_key=CA_KEY)
-SITE_KEY_PEM = _pem_key(SITE_KEY)
+CA_KEY = ec_key()
+CA = make_cert(CA_KEY, "moodle_ha test CA", san=None, ca=True, after=NOW + 3650 * DAY)
+SITE_KEY = ec_key()
+SITE = make_cert(SITE_KEY, NAME, san=[_dns_san(), _ip_san()], issuer=CA, issuer_key=CA_KEY)
+SITE_KEY_PEM = pem_key(SITE_KEY)
 
 
 def _tls(certificate, key=SITE_KEY_PEM, **extra):
@@ -132,11 +94,6 @@ def test_example_key_is_the_example_certificates():
     key = serialization.load_pem_private_key(pillar["secrets"]["tls_key"].encode(), None)
     der = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert cert.public_key().public_bytes(*der) == key.public_key().public_bytes(*der)
-
-
-def test_garbd_topology_is_valid_with_tls():
-    pillar = yaml.safe_load((REPO / "test/lab/topologies/garbd.yaml").read_text())
-    assert _errors(pillar=pillar) == []
 
 
 def test_tls_key_is_not_always_required():
@@ -229,23 +186,23 @@ def test_pem_file_is_an_absolute_path_haproxy_cfg_can_carry(value):
 
 
 def test_ca_signed_chain_with_dns_name_is_valid():
-    assert _errors({**_tls(_pem_cert(SITE, CA)), "web:server_name": NAME}) == []
+    assert _errors({**_tls(pem_cert(SITE, CA)), "web:server_name": NAME}) == []
 
 
 def test_ca_signed_certificate_with_ip_san_covers_the_vip():
-    assert _errors(_tls(_pem_cert(SITE, CA))) == []
+    assert _errors(_tls(pem_cert(SITE, CA))) == []
 
 
 def test_self_signed_certificate_is_accepted():
-    key = _ec_key()
-    cert = _cert(key, VIP, san=[_ip_san()])
-    assert _errors(_tls(_pem_cert(cert), _pem_key(key))) == []
+    key = ec_key()
+    cert = make_cert(key, VIP, san=[_ip_san()])
+    assert _errors(_tls(pem_cert(cert), pem_key(key))) == []
 
 
 def test_rsa_key_is_accepted():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = _cert(key, NAME, san=[_ip_san()], issuer=CA, issuer_key=CA_KEY)
-    assert _errors(_tls(_pem_cert(cert, CA), _pem_key(key))) == []
+    cert = make_cert(key, NAME, san=[_ip_san()], issuer=CA, issuer_key=CA_KEY)
+    assert _errors(_tls(pem_cert(cert, CA), pem_key(key))) == []
 
 
 def test_traditional_ec_key_format_is_accepted():
@@ -253,15 +210,15 @@ def test_traditional_ec_key_format_is_accepted():
                                  serialization.PrivateFormat.TraditionalOpenSSL,
                                  serialization.NoEncryption()).decode()
     assert pem.startswith("-----BEGIN EC PRIVATE KEY-----")
-    assert _errors(_tls(_pem_cert(SITE, CA), pem)) == []
+    assert _errors(_tls(pem_cert(SITE, CA), pem)) == []
 
 
 def test_crlf_line_ends_are_accepted():
-    assert _errors(_tls(_pem_cert(SITE, CA), SITE_KEY_PEM.replace("\n", "\r\n"))) == []
+    assert _errors(_tls(pem_cert(SITE, CA), SITE_KEY_PEM.replace("\n", "\r\n"))) == []
 
 
 def test_key_without_trailing_newline_is_accepted():
-    assert _errors(_tls(_pem_cert(SITE, CA), SITE_KEY_PEM.rstrip("\n"))) == []
+    assert _errors(_tls(pem_cert(SITE, CA), SITE_KEY_PEM.rstrip("\n"))) == []
 
 
 @pytest.mark.parametrize("value", [None, "junk", "-----BEGIN CERTIFICATE-----\nAAAA\n"
@@ -273,14 +230,14 @@ def test_certificate_must_be_a_pem_chain(value):
 
 
 def test_certificate_may_not_hold_the_private_key():
-    errors = _errors(_tls(_pem_cert(SITE, CA) + SITE_KEY_PEM))
+    errors = _errors(_tls(pem_cert(SITE, CA) + SITE_KEY_PEM))
     assert any(e.startswith("moodle_ha:lb:tls:certificate: holds a private key: it belongs in"
                             " secrets:tls_key") for e in errors), errors
     assert not any(_key_body(SITE_KEY_PEM) in e for e in errors)
 
 
 def test_key_is_required_while_enabled():
-    errors = _errors(_tls(_pem_cert(SITE, CA), DELETE))
+    errors = _errors(_tls(pem_cert(SITE, CA), DELETE))
     assert errors == ["moodle_ha:secrets:tls_key: missing (the PEM private key of"
                       " lb:tls:certificate, required while lb:tls:enabled is true)"]
 
@@ -292,14 +249,14 @@ def _key_body(pem):
 
 def test_key_that_is_not_a_key_is_refused_without_quoting_it():
     bad = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
-    errors = _errors(_tls(_pem_cert(SITE, CA), bad))
+    errors = _errors(_tls(pem_cert(SITE, CA), bad))
     assert errors == ["moodle_ha:secrets:tls_key: not a PEM private key (-----BEGIN PRIVATE"
                       " KEY-----, or EC/RSA PRIVATE KEY)"]
 
 
 def test_encrypted_key_is_refused_haproxy_needs_it_unencrypted():
-    encrypted = _pem_key(SITE_KEY, b"passphrase")
-    errors = _errors(_tls(_pem_cert(SITE, CA), encrypted))
+    encrypted = pem_key(SITE_KEY, b"passphrase")
+    errors = _errors(_tls(pem_cert(SITE, CA), encrypted))
     assert len(errors) == 1
     assert errors[0].startswith("moodle_ha:secrets:tls_key: the private key is encrypted (a"
                                 " passphrase): HAProxy needs it unencrypted")
@@ -307,14 +264,14 @@ def test_encrypted_key_is_refused_haproxy_needs_it_unencrypted():
 
 
 def test_wrong_key_is_refused_without_quoting_it():
-    wrong = _pem_key(_ec_key())
-    errors = _errors(_tls(_pem_cert(SITE, CA), wrong))
+    wrong = pem_key(ec_key())
+    errors = _errors(_tls(pem_cert(SITE, CA), wrong))
     assert errors == ["moodle_ha:secrets:tls_key: is not the private key of the first"
                       f" certificate of lb:tls:certificate (CN={NAME})"]
 
 
 def test_chain_in_the_wrong_order_is_named():
-    errors = _errors(_tls(_pem_cert(CA, SITE)))
+    errors = _errors(_tls(pem_cert(CA, SITE)))
     assert any(e.startswith("moodle_ha:secrets:tls_key: is not the private key of the first"
                             " certificate of lb:tls:certificate (CN=moodle_ha test CA); it is"
                             " certificate 2's: the site certificate must come first")
@@ -322,7 +279,7 @@ def test_chain_in_the_wrong_order_is_named():
 
 
 def test_key_holding_a_certificate_is_refused():
-    errors = _errors(_tls(_pem_cert(SITE, CA), SITE_KEY_PEM + _pem_cert(SITE)))
+    errors = _errors(_tls(pem_cert(SITE, CA), SITE_KEY_PEM + pem_cert(SITE)))
     assert errors == ["moodle_ha:secrets:tls_key: holds a certificate as well: give the"
                       " private key only (the certificate chain is lb:tls:certificate)"]
 
@@ -330,14 +287,14 @@ def test_key_holding_a_certificate_is_refused():
 @pytest.mark.parametrize("char", ["\t", "\x00", "\x1b"])
 def test_key_control_characters_other_than_line_ends_are_refused(char):
     key = SITE_KEY_PEM.replace("\n", "\n" + char, 1)
-    errors = _errors(_tls(_pem_cert(SITE, CA), key))
+    errors = _errors(_tls(pem_cert(SITE, CA), key))
     assert (f"moodle_ha:secrets:tls_key: contains control character(s) U+{ord(char):04X}"
             " (not allowed in a secret)") in errors
 
 
 def test_key_lone_carriage_return_is_refused():
     key = SITE_KEY_PEM.replace("\n", "\r", 1)
-    errors = _errors(_tls(_pem_cert(SITE, CA), key))
+    errors = _errors(_tls(pem_cert(SITE, CA), key))
     assert ("moodle_ha:secrets:tls_key: contains a carriage return (U+000D) that does not end"
             " a line") in errors
 
@@ -346,9 +303,9 @@ def test_key_lone_carriage_return_is_refused():
 
 
 def _site(san, **kwargs):
-    key = _ec_key()
-    return _pem_cert(_cert(key, NAME, san=san, issuer=CA, issuer_key=CA_KEY, **kwargs), CA), \
-        _pem_key(key)
+    key = ec_key()
+    return pem_cert(make_cert(key, NAME, san=san, issuer=CA, issuer_key=CA_KEY, **kwargs), CA), \
+        pem_key(key)
 
 
 def test_vip_needs_an_ip_address_san():
@@ -409,7 +366,7 @@ def test_certificate_without_san_is_refused_browsers_ignore_the_cn():
 
 def test_only_the_first_certificate_is_read_for_the_name():
     # The CA's certificate (second) has no SAN: never asked for one.
-    assert _errors(_tls(_pem_cert(SITE, CA))) == []
+    assert _errors(_tls(pem_cert(SITE, CA))) == []
 
 
 # -- the dates ------------------------------------------------------------------------------
@@ -425,9 +382,9 @@ def test_expired_or_future_certificates_are_not_refused():
 
 
 def test_expired_intermediate_is_not_the_sites_certificate():
-    old_ca_key = _ec_key()
-    old_ca = _cert(old_ca_key, "old CA", ca=True, before=NOW - 400 * DAY, after=NOW - DAY)
-    assert _errors(_tls(_pem_cert(SITE, old_ca))) == []
+    old_ca_key = ec_key()
+    old_ca = make_cert(old_ca_key, "old CA", ca=True, before=NOW - 400 * DAY, after=NOW - DAY)
+    assert _errors(_tls(pem_cert(SITE, old_ca))) == []
 
 
 # -- no message carries the key -------------------------------------------------------------
@@ -436,11 +393,11 @@ def test_expired_intermediate_is_not_the_sites_certificate():
 @pytest.mark.parametrize("patch", [
     {"lb:tls:certificate": "junk"},
     {"web:server_name": "other.example.org"},
-    {"lb:tls:certificate": _pem_cert(CA)},
+    {"lb:tls:certificate": pem_cert(CA)},
 ])
 def test_no_message_carries_the_key(patch):
-    key = _pem_key(_ec_key())
-    errors = _errors({**_tls(_pem_cert(SITE, CA), key), **patch})
+    key = pem_key(ec_key())
+    errors = _errors({**_tls(pem_cert(SITE, CA), key), **patch})
     assert errors
     for line in key.splitlines()[1:-1]:
         assert not any(line in e for e in errors)

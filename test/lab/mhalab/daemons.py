@@ -29,6 +29,8 @@ from .paths import (
     SALT_CONF_DIR,
     SECRETS_FILE,
     SRV_DIR,
+    TLS_CA,
+    TLS_DIR,
     save_state,
     yaml_dump,
 )
@@ -193,9 +195,10 @@ def lab_secret(key: str) -> str:
     return random_secret(12) + HARD_TAIL
 
 
-def tls_files(topo: dict, cluster_name: str, domain: str) -> tuple[str, str]:
-    """(certificate PEM, key PEM) of the site on the VIP, signed by the lab's CA; made once
-    per lab dir and kept (a re-deploy serves the same certificate)."""
+def tls_files(topo: dict, cluster_name: str, domain: str) -> dict[str, tuple[str, str]]:
+    """{"site": (certificate PEM, key PEM), "galera": (...)}: the site's certificate on the
+    VIP and the one certificate of the galera and garbd hosts (galera:tls), both signed by
+    the lab's CA; made once per lab dir and kept (a re-deploy serves the same ones)."""
     import datetime
     import ipaddress
 
@@ -204,11 +207,11 @@ def tls_files(topo: dict, cluster_name: str, domain: str) -> tuple[str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from .paths import TLS_CA, TLS_DIR
 
-    site_crt, site_key = TLS_DIR / "site.pem", TLS_DIR / "site.key"
-    if TLS_CA.exists() and site_crt.exists() and site_key.exists():
-        return site_crt.read_text(), site_key.read_text()
+    files = {name: (TLS_DIR / f"{name}.pem", TLS_DIR / f"{name}.key")
+             for name in ("site", "galera")}
+    if TLS_CA.exists() and all(c.exists() and k.exists() for c, k in files.values()):
+        return {name: (c.read_text(), k.read_text()) for name, (c, k) in files.items()}
     TLS_DIR.mkdir(parents=True, exist_ok=True)
     os.chmod(TLS_DIR, 0o700)
     now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
@@ -223,23 +226,34 @@ def tls_files(topo: dict, cluster_name: str, domain: str) -> tuple[str, str]:
                                             critical=False)
         return builder.sign(sign_key, hashes.SHA256())
 
+    def name(common):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "moodle_ha lab CA")])
-    ca = cert(ca_name, ca_name, ca_key, ca_key, 3650, True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert(name("moodle_ha lab CA"), name("moodle_ha lab CA"), ca_key, ca_key, 3650, True)
     fqdn = f"{cluster_name.replace('_', '-')}.{domain}"
-    site = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)]), ca_name, key,
-                ca_key, 825, False,
-                [x509.IPAddress(ipaddress.ip_address(topo["vip"])), x509.DNSName(fqdn)])
+    subjects = {
+        "site": (name(fqdn), [x509.IPAddress(ipaddress.ip_address(topo["vip"])),
+                              x509.DNSName(fqdn)]),
+        # Galera and the SST script check the peer's chain, not its name: one certificate
+        # for every member, no subjectAltName.
+        "galera": (name(f"{cluster_name} galera"), []),
+    }
     pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    fd = os.open(site_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key_pem)
-    site_crt.write_text(site.public_bytes(pem).decode())
+    out = {}
+    for label, (subject, sans) in subjects.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        crt = cert(subject, ca.subject, key, ca_key, 825, False, sans)
+        key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        crt_path, key_path = files[label]
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key_pem)
+        crt_path.write_text(crt.public_bytes(pem).decode())
+        out[label] = (crt_path.read_text(), key_pem)
     TLS_CA.write_text(ca.public_bytes(pem).decode())
-    return site_crt.read_text(), key_pem
+    return out
 
 
 def pillar_files(topo: dict) -> None:
@@ -256,9 +270,10 @@ def pillar_files(topo: dict) -> None:
         generated[key] = lab_secret(key)
     generated["moodle_admin_password"] = lab_secret("moodle_admin_password")
     example_topo = example["moodle_ha"].get("topology", {})
-    certificate, key = tls_files(topo, example_topo.get("cluster_name", "moodle_ha"),
-                                 example_topo.get("domain", "moodle-ha.internal"))
-    generated["tls_key"] = key
+    tls = tls_files(topo, example_topo.get("cluster_name", "moodle_ha"),
+                    example_topo.get("domain", "moodle-ha.internal"))
+    generated["tls_key"] = tls["site"][1]
+    generated["galera_tls_key"] = tls["galera"][1]
     fd = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(yaml_dump({"moodle_ha": {"secrets": generated}}))
@@ -268,8 +283,10 @@ def pillar_files(topo: dict) -> None:
         # The lab host is the operator's machine: the tests write rows through the DB
         # endpoints from it. Nothing else of the cluster (3306, 9200, gluster) admits it.
         "firewall": {"db_allow": [f"{topo['gateway']}/32"]},
-        # Signed by the lab's CA (paths.TLS_CA), which the tests trust.
-        "lb": {"tls": {"certificate": certificate}},
+        # Signed by the lab's CA (paths.TLS_CA), which the tests trust. The galera ones are
+        # used where the topology switches galera:tls:enabled on.
+        "lb": {"tls": {"certificate": tls["site"][0]}},
+        "galera": {"tls": {"ca": TLS_CA.read_text(), "certificate": tls["galera"][0]}},
     }}
     if ARCHIVE.exists():
         sha = hashlib.sha256(ARCHIVE.read_bytes()).hexdigest()
