@@ -874,6 +874,8 @@ def _tls_errors(data, errors):
 # SST modes of MariaDB's mariabackup SST script ([sst] ssl-mode) that encrypt: VERIFY_CA
 # also has each side check the other's certificate against galera:tls:ca.
 _SST_SSL_MODES = ("REQUIRED", "VERIFY_CA")
+# The joiner's SST script passes its certificate's CN to the donor in the transfer request.
+_SST_CN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 def _issued_by(cert, issuer):
@@ -947,6 +949,16 @@ def _galera_tls_errors(data, errors):
             private.public_key()):
         errors.append("moodle_ha:secrets:galera_tls_key: is not the private key of the first"
                       f" certificate of galera:tls:certificate ({subject})")
+    if _get(data, "galera:tls:sst_ssl_mode") == "VERIFY_CA":
+        from cryptography.x509.oid import NameOID
+        names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if names and not _SST_CN_RE.match(str(names[0])):
+            # Measured: with CN "moodle_ha galera" every donor refused the joiners ("Bad
+            # remote auth string. SST canceled.").
+            errors.append(f"moodle_ha:galera:tls:certificate: the first certificate's common"
+                          f" name {names[0]!r} is not a host-name-like name (letters, digits,"
+                          " '.' and '-'): with sst_ssl_mode VERIFY_CA the SST script sends it"
+                          " to the donor, which refuses the transfer")
     if ca and not _chains_to(certs, ca):
         errors.append(f"moodle_ha:galera:tls:certificate: the first certificate ({subject}) is"
                       " not issued by a certificate of galera:tls:ca (nor by an intermediate"

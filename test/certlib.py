@@ -57,7 +57,7 @@ def galera_tls_pillar():
     if not _GALERA:
         ca_key, node_key = ec_key(), ec_key()
         ca = cert(ca_key, "moodle_ha test galera CA", ca=True)
-        node = cert(node_key, "moodle_ha galera", issuer=ca, issuer_key=ca_key)
+        node = cert(node_key, "galera.moodle-ha.internal", issuer=ca, issuer_key=ca_key)
         _GALERA.update(ca=pem_cert(ca), certificate=pem_cert(node), key=pem_key(node_key))
     return {"moodle_ha": {
         "galera": {"tls": {"ca": _GALERA["ca"], "certificate": _GALERA["certificate"]}},

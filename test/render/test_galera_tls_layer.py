@@ -19,7 +19,7 @@ NODE_KEY_PEM = pem_key(NODE_KEY)
 PATCH = {"moodle_ha:galera:tls:enabled": True,
          "moodle_ha:galera:tls:ca": pem_cert(CA),
          "moodle_ha:galera:tls:certificate": pem_cert(
-             cert(NODE_KEY, "moodle_ha galera", issuer=CA, issuer_key=CA_KEY)),
+             cert(NODE_KEY, "galera.moodle-ha.internal", issuer=CA, issuer_key=CA_KEY)),
          "moodle_ha:secrets:galera_tls_key": NODE_KEY_PEM}
 DIR = "/etc/moodle_ha/galera-tls"
 FILES = {"ca": "ca.pem", "certificate": "cert.pem", "key": "key.pem"}

@@ -18,7 +18,7 @@ KNOWN = known_tree()
 CA_KEY = ec_key()
 CA = make_cert(CA_KEY, "galera test CA", ca=True)
 NODE_KEY = ec_key()
-NODE = make_cert(NODE_KEY, "moodle_ha galera", issuer=CA, issuer_key=CA_KEY)
+NODE = make_cert(NODE_KEY, "galera.moodle-ha.internal", issuer=CA, issuer_key=CA_KEY)
 
 
 def _tls(ca=None, certificate=None, key=None, **extra):
@@ -81,30 +81,30 @@ def test_a_key_that_is_not_the_certificates_is_refused_without_quoting_it():
     other = pem_key(ec_key())
     message = _error(_tls(key=other))
     assert message.startswith("moodle_ha:secrets:galera_tls_key: is not the private key of"
-                              " the first certificate of galera:tls:certificate (CN=moodle_ha"
-                              " galera)"), message
+                              " the first certificate of galera:tls:certificate"
+                              " (CN=galera.moodle-ha.internal)"), message
     assert "PRIVATE" not in message and other.splitlines()[1] not in message
 
 
 def test_a_certificate_from_another_ca_is_refused():
     other_key = ec_key()
     other_ca = make_cert(other_key, "galera test CA", ca=True)  # same name, other key
-    stray = make_cert(NODE_KEY, "moodle_ha galera", issuer=other_ca, issuer_key=other_key)
+    stray = make_cert(NODE_KEY, "galera.moodle-ha.internal", issuer=other_ca, issuer_key=other_key)
     message = _error(_tls(certificate=pem_cert(stray)))
     assert message.startswith("moodle_ha:galera:tls:certificate: the first certificate"
-                              " (CN=moodle_ha galera) is not issued by a certificate of"
+                              " (CN=galera.moodle-ha.internal) is not issued by a certificate of"
                               " galera:tls:ca"), message
 
 
 def test_a_chain_through_an_intermediate_is_accepted_and_a_broken_one_refused():
     mid_key = ec_key()
     mid = make_cert(mid_key, "galera intermediate", issuer=CA, issuer_key=CA_KEY, ca=True)
-    leaf = make_cert(NODE_KEY, "moodle_ha galera", issuer=mid, issuer_key=mid_key)
+    leaf = make_cert(NODE_KEY, "galera.moodle-ha.internal", issuer=mid, issuer_key=mid_key)
     assert _errors(_tls(certificate=pem_cert(leaf, mid))) == []
     assert "is not issued by" in _error(_tls(certificate=pem_cert(leaf)))
     loose_key = ec_key()
     loose = make_cert(loose_key, "galera intermediate", ca=True)  # self-signed, not the CA's
-    leaf2 = make_cert(NODE_KEY, "moodle_ha galera", issuer=loose, issuer_key=loose_key)
+    leaf2 = make_cert(NODE_KEY, "galera.moodle-ha.internal", issuer=loose, issuer_key=loose_key)
     assert "is not issued by" in _error(_tls(certificate=pem_cert(leaf2, loose)))
 
 
@@ -145,3 +145,13 @@ def test_a_lone_carriage_return_in_the_key_is_refused_even_while_off():
     got = _error({"secrets:galera_tls_key": key})
     assert got == ("moodle_ha:secrets:galera_tls_key: contains a carriage return (U+000D) that"
                    " does not end a line")
+
+
+def test_a_common_name_the_sst_donor_refuses_is_named_under_verify_ca():
+    spaced = make_cert(NODE_KEY, "moodle_ha galera", issuer=CA, issuer_key=CA_KEY)
+    message = _error(_tls(certificate=pem_cert(spaced)))
+    assert message.startswith("moodle_ha:galera:tls:certificate: the first certificate's common"
+                              " name 'moodle_ha galera' is not a host-name-like name"), message
+    # REQUIRED sends no name (nor checks the chain).
+    assert _errors(_tls(certificate=pem_cert(spaced),
+                        **{"galera:tls:sst_ssl_mode": "REQUIRED"})) == []

@@ -236,8 +236,9 @@ def tls_files(topo: dict, cluster_name: str, domain: str) -> dict[str, tuple[str
         "site": (name(fqdn), [x509.IPAddress(ipaddress.ip_address(topo["vip"])),
                               x509.DNSName(fqdn)]),
         # Galera and the SST script check the peer's chain, not its name: one certificate
-        # for every member, no subjectAltName.
-        "galera": (name(f"{cluster_name} galera"), []),
+        # for every member, no subjectAltName; a host-name-like CN (the SST script sends it
+        # to the donor, which refuses e.g. a space).
+        "galera": (name(f"galera.{domain}"), []),
     }
     pem = serialization.Encoding.PEM
     out = {}

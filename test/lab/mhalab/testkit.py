@@ -167,6 +167,28 @@ def is_up() -> bool:
     return pid_alive(st.get("master_pid")) or any(leader_pid(h, st) for h in st.get("hosts", {}))
 
 
+def db_connect(port: int = 3307, host: str | None = None, timeout: float = 3,
+               database: str | None = "moodle"):
+    """A pymysql connection as the Moodle user (autocommit) to `host`:`port`, by default
+    the VIP's writer endpoint."""
+    import pymysql
+    return pymysql.connect(host=host or topology()["vip"], port=port, user="moodle",
+                           password=secrets()["moodle_db_password"].encode(), database=database,
+                           connect_timeout=timeout, read_timeout=timeout,
+                           write_timeout=timeout, autocommit=True)
+
+
+def db_query(statement: str, args=None, **kwargs) -> list[tuple]:
+    """The rows of one statement through db_connect(**kwargs)."""
+    conn = db_connect(**kwargs)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
 def container_pids(host: str) -> list[int]:
     """Processes still in the host's cgroups (its nspawn and everything inside)."""
     pids: set[int] = set()
