@@ -37,11 +37,13 @@ test-static: venv
 test-matrix: venv
 	@bash test/run.sh --matrix
 
-## The arbitrator topology (two galera nodes, garbd on lb1: test/lab/topologies/garbd.yaml)
-## on its own lab: converge, re-run, kill either galera host; then scale out by one web node.
+## The arbitrator topology (two galera nodes, garbd on lb1, Galera over TLS:
+## test/lab/topologies/garbd.yaml) on its own lab: converge, re-run, kill either galera host,
+## TLS on every voter and an SST over TLS; then scale out by one web node.
 test-garbd: venv
 	@MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml $(VENV)/bin/pytest -m lab -rP \
-	  test/integration/test_garbd.py test/integration/test_scale.py
+	  test/integration/test_garbd.py test/integration/test_galera_tls.py \
+	  test/integration/test_scale.py
 
 ## Bring up the five-host lab and deploy the whole cluster with moodle_ha.orch
 ## (make demo RELEASE=bookworm, make demo MOODLE_ARCHIVE=/path/moodle.tgz).

@@ -31,9 +31,11 @@ lab_suite() {  # $1: release, $2...: test paths (default: the whole suite)
 default_suite() {
   local rc=0
   lab_suite trixie || rc=1
-  # The arbitrator topology on a lab of its own, then a web node added to it (make test-garbd).
-  MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml \
-    lab_suite trixie test/integration/test_garbd.py test/integration/test_scale.py || rc=1
+  # The arbitrator topology (Galera over TLS) on a lab of its own, then a web node added to
+  # it (make test-garbd).
+  MOODLE_HA_LAB_PILLAR=test/lab/topologies/garbd.yaml lab_suite trixie \
+    test/integration/test_garbd.py test/integration/test_galera_tls.py \
+    test/integration/test_scale.py || rc=1
   return "$rc"
 }
 

@@ -66,7 +66,7 @@ def _handshake(client, ip, port, ca, cert="-", key="-"):
 
 
 def test_every_voter_speaks_tls_and_refuses_a_stranger(deployed, tls):
-    directory = tls.get("dir", "/etc/moodle_ha/galera-tls")
+    directory = tls.get("dir", "/etc/ssl/moodle_ha-galera")
     ca, cert, key = (f"{directory}/{f}" for f in ("ca.pem", "cert.pem", "key.pem"))
     hosts = testkit.topology()["hosts"]
     voters = _hosts("galera") + _hosts("garbd")

@@ -21,7 +21,7 @@ PATCH = {"moodle_ha:galera:tls:enabled": True,
          "moodle_ha:galera:tls:certificate": pem_cert(
              cert(NODE_KEY, "galera.moodle-ha.internal", issuer=CA, issuer_key=CA_KEY)),
          "moodle_ha:secrets:galera_tls_key": NODE_KEY_PEM}
-DIR = "/etc/moodle_ha/galera-tls"
+DIR = "/etc/ssl/moodle_ha-galera"
 FILES = {"ca": "ca.pem", "certificate": "cert.pem", "key": "key.pem"}
 
 
