@@ -8,12 +8,13 @@
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set web = moodle_ha.web %}
 {%- set site = web.apache.site %}
+{%- set modules = web.apache.modules + (["xsendfile"] if web.xsendfile else []) %}
 
 include:
   - .package
   - .php
 
-{%- for module in web.apache.modules %}
+{%- for module in modules %}
 
 moodle_ha-web-apache-module-{{ module }}-enabled:
   cmd.run:
@@ -41,7 +42,7 @@ moodle_ha-web-apache-vhost-file-managed:
         /bin/sh -c '. /etc/apache2/envvars && exec /usr/sbin/apache2 -t -c "Include $0"'
     - require:
       - pkg: moodle_ha-web-package-installed
-{%- for module in web.apache.modules %}
+{%- for module in modules %}
       - cmd: moodle_ha-web-apache-module-{{ module }}-enabled
 {%- endfor %}
 
@@ -71,7 +72,7 @@ moodle_ha-web-apache-config-checked:
     - onchanges:
       - file: moodle_ha-web-apache-vhost-file-managed
       - cmd: moodle_ha-web-apache-site-enabled
-{%- for module in web.apache.modules %}
+{%- for module in modules %}
       - cmd: moodle_ha-web-apache-module-{{ module }}-enabled
 {%- endfor %}
 

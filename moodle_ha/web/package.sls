@@ -6,7 +6,7 @@
 moodle_ha-web-package-installed:
   pkg.installed:
     - pkgs:
-{%- for pkg in moodle_ha.pkgs.web %}
+{%- for pkg in moodle_ha.pkgs.web + (moodle_ha.pkgs.xsendfile if moodle_ha.web.xsendfile else []) %}
       - {{ pkg }}
 {%- endfor %}
     # The moodle execution module and state load only once the php CLI exists.

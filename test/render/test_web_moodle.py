@@ -131,6 +131,12 @@ def test_config_php_settings_for_the_cluster(config_php):
     assert "$CFG->wwwroot   = 'https://172.30.77.100';" in config_php
     assert "$CFG->sslproxy  = true;" in config_php
     assert "$CFG->dataroot  = '/var/moodledata';" in config_php
+    # Client addresses from HAProxy's X-Forwarded-For (never Client-IP), skipping the load
+    # balancers and the VIP.
+    assert "$CFG->getremoteaddrconf = 1;" in config_php
+    assert "$CFG->xsendfile = 'X-Sendfile';" in config_php
+    assert ("$CFG->reverseproxyignore = '172.30.77.21,172.30.77.22,172.30.77.100';"
+            in config_php)
     assert "$CFG->session_handler_class = '\\\\core\\\\session\\\\database';" in config_php
     assert "$CFG->directorypermissions = 02770;" in config_php
     assert "$CFG->routerconfigured = true;" in config_php
