@@ -172,6 +172,27 @@ def test_vhost_serves_public_with_router_fallback_and_denies_dataroot(renderer):
     assert re.search(r"<Directory /var/moodledata>\s*Require all denied", text)
 
 
+def test_vhost_hides_moodles_internal_files_and_sends_files_from_the_dataroot(renderer):
+    text = _template(renderer, "web/files/moodle.conf.jinja")
+    rule = next(line.strip() for line in text.splitlines() if "RedirectMatch 404" in line)
+    pattern = re.compile(rule.split(" ", 2)[2].strip('"'))
+    # The paths Moodle's core_publicpaths check expects a 404 for (Moodle 5.1 keeps them
+    # under public/), and pages that must stay served.
+    for path in ("/blog/tests/behat/delete.feature", "/privacy/tests/fixtures/logo.png",
+                 "/lib/db/install.xml", "/mod/resource/readme.txt", "/mod/README.txt",
+                 "/composer.json", "/composer.lock", "/vendor/bin/behat",
+                 "/admin/environment.xml", "/phpunit.xml.dist", "/UPGRADING.md"):
+        assert pattern.search(path), path
+    for path in ("/login/index.php", "/my/", "/pluginfile.php/1/user/icon/f1",
+                 "/theme/image.php/boost/core/1/t/block", "/lib/javascript.php/1/lib/require.js",
+                 "/moodle_ha-health.php", "/r.php/course/view.php"):
+        assert not pattern.search(path), path
+    assert "XSendFile On" in text and "XSendFilePath /var/moodledata" in text
+    off = _template(renderer, "web/files/moodle.conf.jinja",
+                    patch={"moodle_ha:web:xsendfile": False})
+    assert "XSendFile" not in off
+
+
 def test_php_ini_carries_moodle_requirements(renderer):
     text = _template(renderer, "web/files/moodle.ini.jinja")
     assert "; priority=90" in text
