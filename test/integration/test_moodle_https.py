@@ -94,10 +94,16 @@ def test_logins_are_logged_with_the_clients_address_not_a_forged_one(moodle):
 @pytest.mark.parametrize("kind", ["security", "status"])
 def test_moodle_checks_report_nothing_about_https(moodle, kind):
     web, dirroot = moodle
-    proc = host_exec(web, ["runuser", "-u", "www-data", "--", "php",
-                           f"{dirroot}/admin/cli/checks.php", f"--type={kind}"], timeout=300)
+    php = ["runuser", "-u", "www-data", "--", "php"]
+    # Measured: with warm caches the security checks died at core_publicpaths ('Class "curl"
+    # not found': the check does not load lib/filelib.php itself); from purged caches they run.
+    purge = host_exec(web, [*php, f"{dirroot}/admin/cli/purge_caches.php"], timeout=300)
+    assert purge.returncode == 0, purge.stdout + purge.stderr
+    proc = host_exec(web, [*php, f"{dirroot}/admin/cli/checks.php", f"--type={kind}"],
+                     timeout=300)
     out = proc.stdout + proc.stderr
     print(f"\nadmin/cli/checks.php --type={kind} on {web} (exit {proc.returncode}):\n{out}")
+    assert "Exception" not in out and ("OK: All" in out or "Status | Check" in out), out
     flagged = [line for line in out.splitlines()
                if re.search(r"https|cookie|ssl|secure", line, re.I)
                and re.search(r"warning|error|critical", line, re.I)]
