@@ -748,6 +748,22 @@ def _san_covers(names, server_name):
     return False
 
 
+def _pem_secret(data, secret, errors):
+    """secrets:<secret>, a PEM text: lines, so a carriage return only ends one."""
+    text = _get(data, f"secrets:{secret}")
+    if isinstance(text, str) and re.search(r"\r(?!\n)", text):
+        errors.append(f"moodle_ha:secrets:{secret}: contains a carriage return (U+000D) that"
+                      " does not end a line")
+    return text
+
+
+def _plain_path_errors(data, path, why, errors):
+    value = _get(data, path)
+    if not isinstance(value, str) or not _PEM_FILE_RE.match(value):
+        errors.append(f"moodle_ha:{path}: {value!r} is not an absolute path of letters, digits,"
+                      f" . _ - and / ({why})")
+
+
 def _pem_chain(data, path, what, switch, secret, errors):
     """The certificates of the PEM chain at `path` (None, with an error, when it is none)."""
     key = f"moodle_ha:{path}"
@@ -813,17 +829,11 @@ def _tls_errors(data, errors):
     if isinstance(hsts, bool) or not isinstance(hsts, int) or hsts < 0:
         errors.append(f"moodle_ha:lb:tls:hsts_max_age: {hsts!r} is not a number of seconds >= 0"
                       " (0 sends no Strict-Transport-Security header)")
-    key_text = _get(data, "secrets:tls_key")
-    if isinstance(key_text, str) and re.search(r"\r(?!\n)", key_text):
-        errors.append("moodle_ha:secrets:tls_key: contains a carriage return (U+000D) that does"
-                      " not end a line")
+    key_text = _pem_secret(data, "tls_key", errors)
     if enabled is not True or not _role_hosts(data).get("lb"):
         return
     from cryptography import x509
-    pem_file = _get(data, "lb:tls:pem_file")
-    if not isinstance(pem_file, str) or not _PEM_FILE_RE.match(pem_file):
-        errors.append(f"moodle_ha:lb:tls:pem_file: {pem_file!r} is not an absolute path of"
-                      " letters, digits, . _ - and / (haproxy.cfg carries it unquoted)")
+    _plain_path_errors(data, "lb:tls:pem_file", "haproxy.cfg carries it unquoted", errors)
     port = _get(data, "lb:tls:https_port")
     for other in ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
                   "lb:haproxy:stats_port", "galera:port"):
@@ -913,16 +923,10 @@ def _galera_tls_errors(data, errors):
     enabled = _get(data, "galera:tls:enabled")
     if not isinstance(enabled, bool):
         errors.append(f"moodle_ha:galera:tls:enabled: {enabled!r} is not true or false")
-    key_text = _get(data, "secrets:galera_tls_key")
-    if isinstance(key_text, str) and re.search(r"\r(?!\n)", key_text):
-        errors.append("moodle_ha:secrets:galera_tls_key: contains a carriage return (U+000D)"
-                      " that does not end a line")
+    key_text = _pem_secret(data, "galera_tls_key", errors)
     if enabled is not True or not _role_hosts(data).get("galera"):
         return
-    directory = _get(data, "galera:tls:dir")
-    if not isinstance(directory, str) or not _PEM_FILE_RE.match(directory):
-        errors.append(f"moodle_ha:galera:tls:dir: {directory!r} is not an absolute path of"
-                      " letters, digits, . _ - and / (the provider options carry it unquoted)")
+    _plain_path_errors(data, "galera:tls:dir", "the provider options carry it unquoted", errors)
     _one_of(data, "galera:tls:sst_ssl_mode", _SST_SSL_MODES, errors)
     if _get(data, "galera:sst_method") != "mariabackup":
         errors.append(f"moodle_ha:galera:sst_method: {_get(data, 'galera:sst_method')!r}: SST"
