@@ -417,3 +417,68 @@ def purge_caches(dirroot, runas="www-data", php=None):
     """
     _run_cli(dirroot, "purge_caches.php", runas=runas, php=php, timeout=600)
     return True
+
+
+# Every release directory the formula made carries this file (moodle_ha.moodle.code).
+RELEASE_MARKER = ".moodle_ha-release"
+
+
+def releases(releases_dir):
+    """
+    The release directories the formula made under ``releases_dir`` (those holding
+    RELEASE_MARKER): ``[(name, mtime of the marker)]``, newest first. Anything else there is
+    not a release and is never listed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle*' moodle.releases /var/www/moodle-releases
+    """
+    found = []
+    try:
+        names = os.listdir(releases_dir)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        marker = os.path.join(releases_dir, name, RELEASE_MARKER)
+        path = os.path.join(releases_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(marker):
+            found.append((name, os.stat(marker).st_mtime))
+    return sorted(found, key=lambda item: (-item[1], item[0]))
+
+
+def current_release(releases_dir, dirroot):
+    """The name of the release ``dirroot`` points into (its symlink's target is that release
+    or a directory in it), or None when dirroot is no link into ``releases_dir``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle*' moodle.current_release /var/www/moodle-releases /var/www/moodle
+    """
+    if not os.path.islink(dirroot):
+        return None
+    target = os.path.realpath(dirroot)
+    base = os.path.realpath(releases_dir)
+    rel = os.path.relpath(target, base)
+    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        return None
+    return rel.split(os.sep, 1)[0]
+
+
+def release_plan(found, current, keep):
+    """Pure: which releases stay and which go. ``found`` is releases()' list (newest first):
+    the current one always stays, then the newest others until ``keep`` stay in all (the one
+    before the current, for a rollback, with the default 2). Returns (kept, removed)."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    names = [name for name, _ in found]
+    kept = [current] if current in names else []
+    for name in names:
+        if len(kept) >= keep:
+            break
+        if name not in kept:
+            kept.append(name)
+    return kept, [name for name in names if name not in kept]

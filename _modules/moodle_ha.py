@@ -411,6 +411,10 @@ def _layer_errors(data, errors):
     if isinstance(vrid, bool) or not isinstance(vrid, int) or not 1 <= vrid <= 255:
         errors.append(f"moodle_ha:lb:keepalived:virtual_router_id: {vrid!r} is not in 1..255")
 
+    keep = _get(data, "moodle:releases_keep")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        errors.append(f"moodle_ha:moodle:releases_keep: {keep!r} is not a number >= 1 (the"
+                      " current release always stays)")
     source = _get(data, "moodle:source") or {}
     if nodes["web"]:
         kind = source.get("type")

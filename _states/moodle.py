@@ -24,6 +24,7 @@ comments.
 
 import dataclasses
 import os
+import shutil
 
 from salt.exceptions import CommandExecutionError
 
@@ -264,4 +265,55 @@ def _purged(ret, site, comment):
         return ret
     ret["result"] = True
     ret["comment"] = f"{comment}; caches purged"
+    return ret
+
+
+def releases_pruned(name, dirroot, keep=2):
+    """
+    Remove old release directories under ``name`` (the releases directory): the current one
+    (where ``dirroot`` points) and the newest others stay, ``keep`` in all. Only directories
+    the formula made (with its release marker) are counted or removed; when ``dirroot`` is no
+    link into ``name``, nothing is removed.
+
+    .. code-block:: yaml
+
+        moodle_ha-moodle-code-releases-pruned:
+          moodle.releases_pruned:
+            - name: /var/www/moodle-releases
+            - dirroot: /var/www/moodle
+            - keep: 2
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    current = __salt__["moodle.current_release"](name, dirroot)
+    if current is None:
+        ret["result"] = True
+        ret["comment"] = f"{dirroot} is no link into {name}: no release removed"
+        return ret
+    found = __salt__["moodle.releases"](name)
+    try:
+        kept, removed = __salt__["moodle.release_plan"](found, current, int(keep))
+    except ValueError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    if not removed:
+        ret["result"] = True
+        ret["comment"] = f"{len(kept)} release(s) kept ({', '.join(kept)}); none to remove"
+        return ret
+    ret["changes"] = {"removed": removed, "kept": kept}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{len(removed)} old release(s) would be removed"
+        return ret
+    failed = []
+    for old in removed:
+        path = os.path.join(name, old)
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            failed.append(f"{path}: {exc.strerror or exc}")
+    if failed:
+        ret["comment"] = "Removing old releases failed: " + "; ".join(failed)
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"Removed {len(removed)} old release(s); kept {', '.join(kept)}"
     return ret

@@ -4,7 +4,8 @@
     directory, owned by root and only readable by the web user; config.php and the health page
     are written into it; then dirroot is switched to it with one rename(2), so a pillar change
     deploys new code atomically and every node runs identical code. Older releases stay for
-    rollback. Apache reloads after a switch (opcache and realpath caches follow the new path). #}
+    rollback: the current one and the newest others, moodle:releases_keep in all. Apache
+    reloads after a switch (opcache and realpath caches follow the new path). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tpldir ~ "/release.jinja" import source, digest, release_id, release_dir, code_dir with context %}
@@ -92,3 +93,12 @@ moodle_ha-moodle-code-release-activated:
       - file: moodle_ha-moodle-health-page-legacy-managed
     - watch_in:
       - service: moodle_ha-web-apache-service-running
+
+{#- After the switch: only directories with the release marker count, the current one stays. #}
+moodle_ha-moodle-code-releases-pruned:
+  moodle.releases_pruned:
+    - name: {{ m.releases_dir }}
+    - dirroot: {{ m.dirroot }}
+    - keep: {{ m.releases_keep }}
+    - require:
+      - cmd: moodle_ha-moodle-code-release-activated

@@ -472,3 +472,9 @@ def test_secret_that_is_not_a_string_rejected(value, kind):
     assert (f"moodle_ha:secrets:keepalived_auth_pass: {kind} in YAML, not a string (quote it:"
             " YAML reads e.g. 0123 as 83 and yes as true)") in text
     assert "12345678" not in text
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "2", None])
+def test_releases_keep_below_one_or_not_a_number_rejected(value):
+    assert (f"moodle_ha:moodle:releases_keep: {value!r} is not a number >= 1"
+            in _error({"moodle_ha:moodle:releases_keep": value}))
