@@ -23,7 +23,7 @@ def _apply(host):
                            "--out=json", "--static", "-t300", timeout=600)
     result = json.loads(proc.stdout)[host]
     assert isinstance(result, dict), result
-    (ret,) = result.values()
+    (ret,) = [v for k, v in result.items() if f"_|-{STATE_ID}_|-" in k]
     return ret
 
 
