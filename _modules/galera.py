@@ -522,6 +522,44 @@ def outside_primary(local):
     return None
 
 
+def leave_plan(local, min_remaining=2):
+    """
+    Whether this node may leave its cluster now (a host marked ``decommission``): a dict
+    ``{"action": "none"|"stop"|"wait"|"refuse", "reason": str}`` from a
+    :py:func:`local_state` record.
+
+    Not running: nothing to do. Outside any Primary component: stop (it holds no vote
+    anyone counts). Primary but not Synced (a donor, desynced for a backup): wait. Primary
+    and Synced: stop, with a clean shutdown that tells the others it leaves (their view
+    shrinks without a partition), unless fewer than ``min_remaining`` members would stay.
+    A server that does not answer is never stopped blind.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt moodle4 galera.leave_plan "$(salt moodle4 galera.local_state --out=json)"
+    """
+    if not local.get("running"):
+        return {"action": "none", "reason": "the server is not running"}
+    if not local.get("reachable"):
+        return {"action": "refuse", "reason": "the server runs but cannot be queried"
+                f" ({local.get('error') or 'no answer'}); it is never stopped blind"}
+    outside = outside_primary(local)
+    if outside:
+        return {"action": "stop", "reason": f"{outside}: stopping it takes no vote from the"
+                " cluster"}
+    size = local.get("cluster_size")
+    if not isinstance(size, int) or size - 1 < min_remaining:
+        return {"action": "refuse", "reason": f"wsrep_cluster_size is {size}: leaving would"
+                f" leave fewer than {min_remaining} members"}
+    if local.get("local_state") != STATE_SYNCED:
+        return {"action": "wait", "reason": "the node is"
+                f" {local.get('local_state_comment') or local.get('local_state')}, not Synced"}
+    return {"action": "stop", "reason": f"Synced member of a Primary component of {size}:"
+            f" {size - 1} stay"}
+
+
 def _plan(action, reason, node=None, stop=None):
     return {"action": action, "node": node, "reason": reason, "stop": stop}
 

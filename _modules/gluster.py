@@ -418,6 +418,61 @@ def add_brick(name, bricks, replica=None, force=False):
     return True
 
 
+def remove_brick(name, bricks, replica=None, action="force"):
+    """
+    Remove bricks from a volume: ``action`` is ``force`` (at once; with ``replica`` lower
+    than the volume's, the replica count drops and no data moves: each remaining replica
+    holds every file), or ``start``, ``status``, ``commit`` for the data migration of a
+    distributed volume's whole replica sets. Returns gluster's output text (``status``:
+    ``{brick host: {"status": str, "files": int, "failures": int}}`` parsed from the XML).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.remove_brick moodledata \
+            '[172.30.77.14:/srv/gluster/moodledata]' replica=3
+    """
+    if action not in ("force", "start", "status", "commit"):
+        raise CommandExecutionError(f"gluster: remove-brick action {action!r} is not one of"
+                                    " force, start, status, commit")
+    args = ["volume", "remove-brick", name]
+    if replica:
+        args += ["replica", int(replica)]
+    args += [*_brick_list(bricks), action]
+    root = _run(*args)
+    if action == "status":
+        return parse_rebalance_status(root)
+    return _text(root, "volRemoveBrick/task-id") or _text(root, "output") or True
+
+
+def parse_rebalance_status(root):
+    """``volRemoveBrick``/``volRebalance`` status tree -> ``{node: {status, files,
+    failures}}`` (status: gluster's statusStr, e.g. "in progress", "completed")."""
+    out = {}
+    for node in root.findall(".//node"):
+        name = _text(node, "nodeName")
+        if name is None:
+            continue
+        out[name] = {"status": _text(node, "statusStr"), "files": _int(node, "files", 0),
+                     "failures": _int(node, "failures", 0)}
+    return out
+
+
+def peer_detach(host):
+    """
+    Remove ``host`` from the trusted pool (it must hold no brick of any volume).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.peer_detach 172.30.77.14
+    """
+    root = _run("peer", "detach", host)
+    return _text(root, "output") or True
+
+
 def volume_heal(name, full=False):
     """
     Start self-heal of a volume (``full`` crawls every file, e.g. after adding a replica).

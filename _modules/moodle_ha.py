@@ -50,7 +50,7 @@ _OPEN_MAPPINGS = ("topology:hosts", "tofs:source_files", "galera:provider_option
                   "garbd:options", "gluster:options", "web:php")
 # Known keys the defaults do not show: a host entry's, the git source's ref and the
 # documented source version, the secrets (a closed set whatever the defaults hold).
-_HOST_KEYS = ("ip", "roles")
+_HOST_KEYS = ("ip", "roles", "decommission")
 _EXTRA_KEYS = {"moodle:source": ("ref", "version")}
 # Sections this module reads into (checked even without the defaults' key tree).
 _MAPPINGS = ("topology", "topology:hosts", "secrets", "galera", "galera:clustercheck",
@@ -360,10 +360,55 @@ def _voter_errors(galera, garbd, errors):
                       " (add a node or a garbd host)")
 
 
+def _decommission_errors(data, errors):
+    """Hosts marked ``decommission: true`` leave the cluster in the next run (moodle_ha.orch):
+    never an lb host (the VIP's pair), a brick only when gluster:remove_bricks names it."""
+    hosts = _get(data, "topology:hosts") or {}
+    for name in sorted(hosts, key=str):
+        flag = (hosts[name] or {}).get("decommission", False)
+        if not isinstance(flag, bool):
+            errors.append(f"moodle_ha:topology:hosts:{name}:decommission: {flag!r} is not true"
+                          " or false")
+    leaving = _role_hosts(data, leaving=True)
+    for name in leaving.get("lb", []):
+        errors.append(f"moodle_ha:topology:hosts:{name}:decommission: {name} is a load"
+                      " balancer; the formula decommissions galera, garbd, gluster and web"
+                      " hosts only (keepalived's pair and the VIP stay)")
+    confirmed = _get(data, "gluster:remove_bricks")
+    if not isinstance(confirmed, list) or not all(isinstance(n, str) for n in confirmed):
+        errors.append(f"moodle_ha:gluster:remove_bricks: {confirmed!r} is not a list of host"
+                      " names")
+        return
+    volume = _get(data, "gluster:volume")
+    for name in leaving.get("gluster", []):
+        if name not in confirmed:
+            errors.append(
+                f"moodle_ha:gluster:remove_bricks: {name} is marked decommission and holds a"
+                f" brick of volume {volume}; its brick is removed only when listed here (set"
+                f" moodle_ha:gluster:remove_bricks: [{name}] to confirm; nothing changes until"
+                " then)")
+    for name in confirmed:
+        if name not in leaving.get("gluster", []):
+            errors.append(f"moodle_ha:gluster:remove_bricks: {name!r} is not a gluster host"
+                          " marked decommission (remove it from the list)")
+    if leaving.get("gluster") and _get(data, "gluster:replica") is not None:
+        errors.append(
+            "moodle_ha:gluster:replica: removing bricks from a volume with a fixed replica"
+            " count (distributed-replicated: data must migrate with remove-brick start/commit)"
+            " is not done by the formula; with replica null the volume keeps one replica per"
+            " gluster host and loses one replica per removed brick")
+
+
 def _layer_errors(data, errors):
     nodes = _role_hosts(data)
     galera = nodes["galera"]
+    before = len(errors)
     _voter_errors(galera, nodes["garbd"], errors)
+    leaving = _role_hosts(data, leaving=True)
+    gone = sorted(set(leaving.get("galera", []) + leaving.get("garbd", [])))
+    if gone and len(errors) > before:
+        errors[before:] = [f"{e} (counting without {', '.join(gone)}, marked decommission)"
+                           for e in errors[before:]]
     boot = _get(data, "galera:bootstrap_node")
     if boot is not None and boot not in galera:
         errors.append(f"moodle_ha:galera:bootstrap_node: {boot!r} is not a galera host")
@@ -973,10 +1018,17 @@ def _galera_tls_errors(data, errors):
                       " after it): every node would refuse its peers")
 
 
-def _role_hosts(data):
+def _leaving(spec):
+    return isinstance(spec, dict) and spec.get("decommission") is True
+
+
+def _role_hosts(data, leaving=False):
+    """{role: [host...]} of the members (``leaving``: of the hosts marked ``decommission``)."""
     hosts = _get(data, "topology:hosts") or {}
     out = {role: [] for role in _get(data, "known_roles") or []}
     for name in sorted(hosts, key=str):
+        if _leaving(hosts[name]) != leaving:
+            continue
         for role in (hosts[name] or {}).get("roles") or []:
             out.setdefault(role, []).append(name)
     return out
@@ -1015,6 +1067,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
     _secret_errors(data, errors)
     _port_errors(data, known if isinstance(known, dict) else None, errors)
     if not errors:
+        _decommission_errors(data, errors)
         _layer_errors(data, errors)
         _garbd_errors(data, errors)
         _chrony_errors(data, errors)
@@ -1043,8 +1096,10 @@ def topology(data, minion_id=None):
     """
     Derive the node lists every layer reads from the (validated) map.
 
-    Returns ``{"roles": {role: [{"name", "ip", "fqdn"}...]}, "self": {...},
-    "bootstrap_node": ..., "primary_node": ..., "replica": ...}``.
+    Returns ``{"roles": {role: [{"name", "ip", "fqdn"}...]}, "leaving": {role: [...]},
+    "self": {...}, "bootstrap_node": ..., "primary_node": ..., "replica": ...}``. ``roles``
+    lists the members; a host marked ``decommission: true`` is in ``leaving`` only (the
+    firewall and /etc/hosts still admit it while it leaves; nothing else counts it).
 
     CLI Example:
 
@@ -1061,14 +1116,18 @@ def topology(data, minion_id=None):
         return {"name": name, "ip": str(hosts[name]["ip"]), "fqdn": fqdn}
 
     roles = {role: [node(n) for n in names] for role, names in _role_hosts(data).items()}
+    leaving = {role: [node(n) for n in names]
+               for role, names in _role_hosts(data, leaving=True).items() if names}
     galera = [n["name"] for n in roles.get("galera", [])]
     web = [n["name"] for n in roles.get("web", [])]
     gluster = roles.get("gluster", [])
     me = node(minion_id) if minion_id in hosts else None
     if me is not None:
         me["roles"] = list(hosts[minion_id].get("roles") or [])
+        me["decommission"] = _leaving(hosts[minion_id])
     return {
         "roles": roles,
+        "leaving": leaving,
         "self": me,
         "bootstrap_node": _get(data, "galera:bootstrap_node") or (galera[0] if galera else None),
         "primary_node": _get(data, "moodle:primary_node") or (web[0] if web else None),

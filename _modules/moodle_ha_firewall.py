@@ -35,7 +35,11 @@ def _get(data, path, default=None):
 
 
 def _ips(data, role, exclude=None):
-    nodes = _get(data, f"nodes:roles:{role}") or []
+    """IPs of the hosts with ``role``: the members and those leaving (a host marked
+    decommission is admitted until it is out of the topology, so it leaves Galera and the
+    gluster pool cleanly rather than being cut off first)."""
+    nodes = (_get(data, f"nodes:roles:{role}") or []) + (_get(data, f"nodes:leaving:{role}")
+                                                         or [])
     return [n["ip"] for n in nodes if n["ip"] != exclude]
 
 

@@ -295,7 +295,8 @@ def facts(timeout=2, budget=3):
     # What the runner needs to judge every host, also those that do not answer.
     haproxy = mapdata["lb"]["haproxy"]
     out["topology"] = {name: list(spec.get("roles") or [])
-                       for name, spec in mapdata["topology"]["hosts"].items()}
+                       for name, spec in mapdata["topology"]["hosts"].items()
+                       if not spec.get("decommission")}
     out["topology"]["_ports"] = {key: haproxy[key]
                                  for key in ("writer_port", "reader_port", "web_port")}
     out["limits"] = mapdata.get("status") or {}

@@ -534,3 +534,63 @@ def cluster_member(
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret
+
+
+def member_left(name, service="mariadb", timeout=300, min_remaining=2, socket_path=None):
+    """
+    Take this node out of its Galera cluster for good (a host marked ``decommission: true``):
+    a clean shutdown, so the other members see it leave rather than fail, then the service
+    disabled so a reboot does not bring it back. Its datadir stays (nothing is deleted).
+
+    Decided by :py:func:`galera.leave_plan <_modules.galera.leave_plan>`: a node that is not
+    Synced (a donor, a backup's desync) is waited for up to ``timeout`` seconds; one whose
+    departure would leave fewer than ``min_remaining`` members, or that cannot be queried,
+    is refused and left running.
+
+    .. code-block:: yaml
+
+        moodle_ha-decommission-galera-left:
+          galera.member_left:
+            - name: moodle4
+            - service: mariadb
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    kwargs = {"socket_path": socket_path} if socket_path else {}
+    deadline = time.monotonic() + float(timeout)
+    try:
+        while True:
+            local = __salt__["galera.local_state"](**kwargs)
+            plan = __salt__["galera.leave_plan"](local, min_remaining=int(min_remaining))
+            if plan["action"] != "wait" or __opts__["test"] or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL)
+        enabled = __salt__["service.enabled"](service)
+        if plan["action"] in ("refuse", "wait"):
+            waited = f" after {float(timeout):.0f} s" if plan["action"] == "wait" else ""
+            ret["comment"] = f"{name} does not leave the cluster{waited}: {plan['reason']}"
+            return ret
+        changes = {}
+        if plan["action"] == "stop":
+            changes["left"] = plan["reason"]
+        if enabled:
+            changes["enabled"] = {"old": True, "new": False}
+        if not changes:
+            ret.update(result=True, comment=f"{name} is out of the cluster ({plan['reason']}),"
+                       f" {service} disabled")
+            return ret
+        if __opts__["test"]:
+            ret.update(result=None, changes=changes, comment=f"{name} would leave the cluster"
+                       f" ({plan['reason']})")
+            return ret
+        if plan["action"] == "stop":
+            _systemctl("stop", service, float(timeout))
+            if __salt__["galera.is_running"]():
+                raise CommandExecutionError(f"{service} still runs after systemctl stop")
+        if enabled:
+            __salt__["service.disable"](service)
+        ret.update(result=True, changes=changes, comment=f"{name} left the cluster"
+                   f" ({plan['reason']}); {service} stopped and disabled")
+        return ret
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret

@@ -17,8 +17,10 @@ GlusterFS trusted pool and volumes, built on the ``gluster`` execution module.
         - replica: 3
         - force: true
 
-Bricks are only ever added: a volume holding bricks the pillar does not list, or a lower
-replica count than the volume's, fails the state and is left as it is.
+Bricks are only ever added by ``volume_present``: a volume holding bricks the pillar does
+not list, or a lower replica count than the volume's, fails the state and is left as it is.
+``bricks_removed`` takes out the bricks of hosts that leave the cluster (explicitly
+confirmed in pillar), once every remaining replica holds every file.
 """
 
 import socket
@@ -357,4 +359,107 @@ def volume_options(name, options):
         ret.update(result=False, comment="; ".join(errors))
     else:
         ret["comment"] = f"Volume {name}: {len(differing)} option(s) set"
+    return ret
+
+
+def _pending_heal(name, bricks, removed):
+    """{brick: why} of bricks that are not ready: a remaining brick not connected or with
+    entries to heal; a removed brick with entries to heal (one that is down counts as gone:
+    the remaining ones tell what it still owed them)."""
+    info = __salt__["gluster.heal_info"](name)
+    out = {}
+    for brick in bricks:
+        entry = info.get(brick)
+        if entry is None or entry["entries"] is None:
+            if brick not in removed:
+                out[brick] = f"not connected ({(entry or {}).get('status') or 'absent'})"
+        elif entry["entries"]:
+            out[brick] = f"{entry['entries']} entries to heal"
+    return out
+
+
+def bricks_removed(name, bricks, detach=None, heal_timeout=600, interval=5):
+    """
+    Ensure these bricks are no longer part of the replicated volume, and the hosts of
+    ``detach`` no longer in the trusted pool.
+
+    Each listed brick still in the volume is removed with ``remove-brick replica N-k ...
+    force``, the replica count falling by the number removed: in a pure replicate volume
+    every remaining brick holds every file, so no data moves (gluster refuses ``start`` for
+    a replica reduction and asks for ``force``). Before that the state waits up to
+    ``heal_timeout`` seconds until every remaining brick is connected and no brick has
+    entries to heal (e.g. a brick added by the last scale-out still filling), and fails
+    naming them when that time runs out. A distributed-replicated volume (more bricks than
+    the replica count) is refused: its data would have to migrate.
+
+    bricks
+        List of ``host:/path`` to remove.
+
+    detach
+        Peer addresses to detach from the pool after the removal.
+    """
+    ret = _ret(name)
+    bricks = [str(b) for b in bricks or []]
+    detach = [str(p) for p in detach or []]
+    try:
+        vol = _volume(name)
+        peers = __salt__["gluster.peer_status"]() if detach else []
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    present = [b for b in bricks if vol and b in vol["bricks"]]
+    attached = [p for p in detach if _find_peer(p, peers) is not None]
+    if not present and not attached:
+        ret["comment"] = (f"Volume {name}: none of {', '.join(bricks) or 'no brick'} is a"
+                          " brick" + (f", {', '.join(detach)} not in the pool" if detach else ""))
+        return ret
+    changes = {}
+    if present:
+        replica = vol["replica"] or 1
+        if len(vol["bricks"]) != replica:
+            ret.update(result=False, comment=(
+                f"Volume {name} is distributed-replicated ({len(vol['bricks'])} bricks,"
+                f" replica {replica}): removing {', '.join(present)} needs a data migration"
+                " (remove-brick start/commit), which this state does not do"))
+            return ret
+        if len(present) >= replica:
+            ret.update(result=False, comment=(
+                f"Volume {name}: removing {', '.join(present)} would leave no brick"))
+            return ret
+        changes["bricks_removed"] = present
+        changes["replica"] = {"old": replica, "new": replica - len(present)}
+    if attached:
+        changes["peers_detached"] = attached
+    if __opts__["test"]:
+        ret.update(result=None, changes=changes, comment=(
+            f"Volume {name}: would remove {len(present)} brick(s) once no entry waits for"
+            f" heal, and detach {len(attached)} peer(s)"))
+        return ret
+    done = {}
+    try:
+        if present:
+            deadline = time.monotonic() + float(heal_timeout)
+            pending = _pending_heal(name, vol["bricks"], present)
+            while pending and time.monotonic() < deadline:
+                time.sleep(float(interval))
+                pending = _pending_heal(name, vol["bricks"], present)
+            if pending:
+                ret.update(result=False, comment=(
+                    f"Volume {name}: {', '.join(present)} not removed after"
+                    f" {float(heal_timeout):.0f} s: " + "; ".join(
+                        f"{b} {why}" for b, why in sorted(pending.items()))
+                    + f" (see gluster volume heal {name} info)"))
+                return ret
+            __salt__["gluster.remove_brick"](name, present,
+                                             replica=changes["replica"]["new"],
+                                             action="force")
+            done.update(bricks_removed=present, replica=changes["replica"])
+        for peer in attached:
+            __salt__["gluster.peer_detach"](peer)
+            done.setdefault("peers_detached", []).append(peer)
+    except CommandExecutionError as exc:
+        ret.update(result=False, changes=done, comment=f"Volume {name}: {exc}")
+        return ret
+    ret.update(result=True, changes=done, comment=(
+        f"Volume {name}: removed {len(present)} brick(s), detached {len(attached)} peer(s)"))
     return ret

@@ -17,6 +17,15 @@
 {%- set lbs = roles.lb | map(attribute="name") | list %}
 {%- set garbd = roles.garbd | map(attribute="name") | list %}
 {%- set primary = moodle_ha.nodes.primary_node %}
+{#- Hosts marked decommission: out of every role list above, still in all_hosts. #}
+{%- set leaving = [] %}
+{%- for nodes in moodle_ha.nodes.leaving.values() %}
+{%-   for node in nodes if node.name not in leaving %}
+{%-     do leaving.append(node.name) %}
+{%-   endfor %}
+{%- endfor %}
+{%- do leaving.sort() %}
+{%- set leaving_gluster = moodle_ha.nodes.leaving.get("gluster", []) | map(attribute="name") | list %}
 {%- set previous = [] %}
 
 {%- from tplroot ~ "/orchlib.jinja" import step %}
@@ -30,6 +39,18 @@
     position exchange compares clocks that agree. #}
 {{ step(previous, "hosts-applied", all_hosts, ["moodle_ha.hosts", "moodle_ha.firewall", "moodle_ha.chrony"]) }}
 
+{#- Phase: scale-in, when hosts are marked decommission. The load balancers drop them first
+    (a reload: requests and queries in flight finish on the old workers, new ones go to the
+    members), then the leaving hosts stop serving: Apache, the dataroot mount, a clean Galera
+    leave (refused if too few members would stay), the arbitrator. Their bricks leave the
+    volume in the gluster phase below, then their glusterd stops. #}
+{%- if leaving %}
+{%-   if lbs %}
+{{ step(previous, "lb-drained", lbs, "moodle_ha.lb") }}
+{%-   endif %}
+{{ step(previous, "decommission-services-stopped", leaving, "moodle_ha.decommission") }}
+{%- endif %}
+
 {#- Phase: shared file system. glusterd on the other nodes first, then the first node probes
     the peers and creates, tunes and starts the volume. #}
 {%- if gluster %}
@@ -37,6 +58,9 @@
 {{ step(previous, "gluster-servers-applied", gluster[1:], "moodle_ha.gluster") }}
 {%-   endif %}
 {{ step(previous, "gluster-" ~ gluster[0] ~ "-volume-applied", gluster[:1], "moodle_ha.gluster") }}
+{%- endif %}
+{%- if leaving_gluster %}
+{{ step(previous, "decommission-gluster-stopped", leaving_gluster, "moodle_ha.decommission.gluster") }}
 {%- endif %}
 
 {#- Phase: database. Every Galera node in one job: the galera.cluster_member state lets the

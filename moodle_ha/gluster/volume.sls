@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 {#- The replicated volume, driven from the first gluster node: created once with one brick per
-    gluster node, grown with add-brick when the pillar gains nodes (never shrunk: a pillar with
-    fewer bricks than the volume fails the state), options set, then started. #}
+    gluster node, grown with add-brick when the pillar gains nodes, shrunk only by the bricks
+    of hosts marked decommission and named in gluster:remove_bricks (any other brick the
+    pillar lacks fails the state), options set, then started. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/gluster/nodes.jinja" import gluster_nodes, addr with context %}
@@ -18,6 +19,31 @@ include:
 {%-   for node in gluster_nodes %}
 {%-     do bricks.append(addr(node) ~ ":" ~ g.brick_root ~ "/" ~ g.volume) %}
 {%-   endfor %}
+
+{%-   set leaving = moodle_ha.nodes.leaving.get("gluster", []) %}
+{%-   if leaving %}
+
+{#- Hosts marked decommission (and confirmed in gluster:remove_bricks, which validation
+    requires): their bricks leave the volume, the replica count falls by one each, once
+    nothing waits for heal; then they leave the pool. Their glusterd is still up (it stops
+    in moodle_ha.decommission.gluster, after this). #}
+moodle_ha-gluster-volume-bricks-removed:
+  gluster.bricks_removed:
+    - name: {{ g.volume }}
+    - bricks:
+{%-     for node in leaving %}
+      - {{ addr(node) ~ ":" ~ g.brick_root ~ "/" ~ g.volume }}
+{%-     endfor %}
+    - detach:
+{%-     for node in leaving %}
+      - {{ addr(node) }}
+{%-     endfor %}
+    - heal_timeout: {{ g.remove_brick_heal_timeout }}
+    - require:
+      - sls: {{ tpldir | replace("/", ".") }}.peers
+    - require_in:
+      - gluster: moodle_ha-gluster-volume-present
+{%-   endif %}
 
 moodle_ha-gluster-volume-present:
   gluster.volume_present:

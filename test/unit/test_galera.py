@@ -1331,3 +1331,114 @@ def test_state_brand_new_joiner_fails_once_the_refusal_outlasts_the_grace(monkey
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+# --------------------------------------------------------------------------- scale-in
+
+
+@pytest.mark.parametrize("local, action, reason", [
+    (stopped(), "none", "the server is not running"),
+    (hung(), "refuse", "cannot be queried"),
+    (non_primary(), "stop", "server outside any Primary component"),
+    (synced(5), "stop", "Synced member of a Primary component of 5: 4 stay"),
+    (synced(2), "refuse", "wsrep_cluster_size is 2: leaving would leave fewer than 2 members"),
+    (dict(synced(5), local_state=galera.STATE_DONOR, local_state_comment="Donor/Desynced"),
+     "wait", "the node is Donor/Desynced, not Synced"),
+])
+def test_leave_plan(local, action, reason):
+    plan = galera.leave_plan(local)
+    assert plan["action"] == action
+    assert reason in plan["reason"]
+
+
+class Leaving:
+    """The node of a member_left call: its local states in turn, systemctl, the unit."""
+
+    def __init__(self, *locals_, enabled=True, running_after=False):
+        self.locals = list(locals_)
+        self.enabled = enabled
+        self.running_after = running_after
+        self.commands = []
+
+    def salt(self):
+        def local_state(**kwargs):
+            return self.locals.pop(0) if len(self.locals) > 1 else self.locals[0]
+
+        def run_all(cmd, python_shell=None, **kwargs):
+            assert python_shell is False
+            self.commands.append(cmd)
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+
+        return {"galera.local_state": local_state, "galera.leave_plan": galera.leave_plan,
+                "galera.is_running": lambda: self.running_after,
+                "service.enabled": lambda name: self.enabled,
+                "service.disable": lambda name: self.commands.append(["disable", name]),
+                "cmd.run_all": run_all}
+
+
+@pytest.fixture
+def leaving(monkeypatch):
+    def build(node, test=False):
+        monkeypatch.setattr(galera_state, "__salt__", node.salt(), raising=False)
+        monkeypatch.setattr(galera_state, "__opts__", {"test": test}, raising=False)
+        monkeypatch.setattr(galera_state.time, "sleep", lambda s: None)
+        return galera_state
+    return build
+
+
+def test_member_left_stops_a_synced_member_and_disables_it(leaving):
+    node = Leaving(synced(5))
+    ret = leaving(node).member_left("moodle4")
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"left": "Synced member of a Primary component of 5: 4 stay",
+                              "enabled": {"old": True, "new": False}}
+    assert node.commands == [["systemctl", "stop", "mariadb"], ["disable", "mariadb"]]
+
+
+def test_member_left_is_a_noop_once_stopped_and_disabled(leaving):
+    node = Leaving(stopped(), enabled=False)
+    ret = leaving(node).member_left("moodle4")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert node.commands == []
+
+
+def test_member_left_refuses_when_too_few_members_would_stay(leaving):
+    node = Leaving(synced(2))
+    ret = leaving(node).member_left("moodle4")
+    assert ret["result"] is False
+    assert ret["comment"] == ("moodle4 does not leave the cluster: wsrep_cluster_size is 2:"
+                              " leaving would leave fewer than 2 members")
+    assert node.commands == []
+
+
+def test_member_left_waits_for_a_donor_to_be_synced(leaving, monkeypatch):
+    donor = dict(synced(5), local_state=galera.STATE_DONOR, local_state_comment="Donor/Desynced")
+    node = Leaving(donor, donor, synced(5))
+    ret = leaving(node).member_left("moodle4", timeout=60)
+    assert ret["result"] is True, ret["comment"]
+    assert ["systemctl", "stop", "mariadb"] in node.commands
+
+
+def test_member_left_gives_up_on_a_node_that_stays_a_donor(leaving, monkeypatch):
+    donor = dict(synced(5), local_state=galera.STATE_DONOR, local_state_comment="Donor/Desynced")
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(galera_state.time, "monotonic", lambda: next(clock))
+    node = Leaving(donor)
+    ret = leaving(node).member_left("moodle4", timeout=30)
+    assert ret["result"] is False
+    assert ret["comment"] == ("moodle4 does not leave the cluster after 30 s: the node is"
+                              " Donor/Desynced, not Synced")
+    assert node.commands == []
+
+
+def test_member_left_in_test_mode_changes_nothing(leaving):
+    node = Leaving(synced(5))
+    ret = leaving(node, test=True).member_left("moodle4")
+    assert ret["result"] is None and "left" in ret["changes"]
+    assert node.commands == []
+
+
+def test_member_left_fails_when_the_server_outlives_the_stop(leaving):
+    node = Leaving(synced(5), running_after=True)
+    ret = leaving(node).member_left("moodle4")
+    assert ret["result"] is False and "still runs after systemctl stop" in ret["comment"]

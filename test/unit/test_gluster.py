@@ -624,3 +624,120 @@ def test_gluster_11_healthy_volume_reads_as_healthy(mod):
 def test_gluster_11_failure_answer_raises_with_its_message(mod):
     with pytest.raises(CommandExecutionError, match="Volume does not exist"):
         mod._parse(_gluster11("volume_info-absent"), ["volume", "info", "nosuchvolume"])
+
+
+# ------------------------------------------------------------------ scale-in: bricks_removed
+
+SCRATCH = "/srv/gluster-scratch/scratch"
+SCRATCH_BRICKS = [f"{ip}:{SCRATCH}" for ip in IPS]
+REMOVE_THIRD = f"volume remove-brick scratch replica 2 {SCRATCH_BRICKS[2]} force"
+
+
+def test_remove_brick_force_lowers_the_replica_count(mod):
+    cli = FakeCli({REMOVE_THIRD: xml("remove_brick-replica-force-ok")})
+    mod.__salt__ = {"cmd.run_all": cli}
+    assert mod.remove_brick("scratch", [SCRATCH_BRICKS[2]], replica=2) is True
+    assert cli.calls == [REMOVE_THIRD]
+
+
+def test_remove_brick_start_on_a_replica_reduction_is_refused_by_gluster(mod):
+    # Measured on gluster 11.1: a replica reduction moves no data and needs `force`.
+    start = REMOVE_THIRD.replace(" force", " start")
+    mod.__salt__ = {"cmd.run_all": FakeCli({start: xml("remove_brick-replica-start-refused")})}
+    with pytest.raises(CommandExecutionError, match="Migration of data is not needed when"
+                       " reducing replica count. Use the 'force' option"):
+        mod.remove_brick("scratch", [SCRATCH_BRICKS[2]], replica=2, action="start")
+
+
+def test_remove_brick_refuses_an_unknown_action_before_running(mod):
+    mod.__salt__ = {"cmd.run_all": FakeCli({})}
+    with pytest.raises(CommandExecutionError, match="not one of force, start, status, commit"):
+        mod.remove_brick("scratch", [SCRATCH_BRICKS[2]], action="commit force")
+
+
+def test_peer_detach_of_a_peer_holding_bricks_raises_glusters_reason(mod):
+    cli = FakeCli({"peer detach 172.30.77.13": xml("peer_detach-peer-with-bricks-refused")})
+    mod.__salt__ = {"cmd.run_all": cli}
+    with pytest.raises(CommandExecutionError, match="hosts one or more bricks"):
+        mod.peer_detach("172.30.77.13")
+
+
+def _removal(make_state, heal, removed=None, test=False, detach_answer=None):
+    answers = {
+        "volume info": [xml("volume_info-scratch-replica3-started"),
+                        xml("volume_info-scratch-replica2-after-remove-brick")],
+        "volume heal scratch info": heal,
+        REMOVE_THIRD: removed or xml("remove_brick-replica-force-ok"),
+        "peer status": xml("peer_status-2peers-in-cluster"),
+        "peer detach 172.30.77.13": detach_answer or xml("add_brick-ok"),
+    }
+    return make_state(answers, test=test)
+
+
+def test_bricks_removed_waits_for_no_pending_heal_then_removes_and_detaches(make_state,
+                                                                            clock):
+    pending = xml("heal_info-moodledata-brick3-killed").replace("/srv/gluster/moodledata",
+                                                                SCRATCH)
+    healthy = xml("heal_info-scratch-replica3-healthy")
+    state, cli = _removal(make_state, [pending, pending, healthy])
+    ret = state.bricks_removed("scratch", [SCRATCH_BRICKS[2]], detach=["172.30.77.13"],
+                               heal_timeout=60, interval=5)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"bricks_removed": [SCRATCH_BRICKS[2]],
+                              "replica": {"old": 3, "new": 2},
+                              "peers_detached": ["172.30.77.13"]}
+    assert cli.ran("volume heal scratch info") == ["volume heal scratch info"] * 3
+    assert cli.ran("volume remove-brick") == [REMOVE_THIRD]
+    assert cli.ran("peer detach") == ["peer detach 172.30.77.13"]
+
+
+def test_bricks_removed_fails_naming_the_pending_bricks_and_removes_nothing(make_state, clock):
+    pending = xml("heal_info-moodledata-brick3-killed").replace("/srv/gluster/moodledata",
+                                                                SCRATCH)
+    # The brick that leaves is the one that is down: the remaining two still owe it 4
+    # entries each, so the removal waits.
+    state, cli = _removal(make_state, pending)
+    ret = state.bricks_removed("scratch", [SCRATCH_BRICKS[2]], heal_timeout=30, interval=5)
+    assert ret["result"] is False
+    assert ret["comment"] == (
+        f"Volume scratch: {SCRATCH_BRICKS[2]} not removed after 30 s: {SCRATCH_BRICKS[0]} 4"
+        f" entries to heal; {SCRATCH_BRICKS[1]} 4 entries to heal (see gluster volume heal"
+        " scratch info)")
+    assert cli.ran("volume remove-brick") == []
+
+
+def test_bricks_removed_refuses_while_a_remaining_brick_is_down(make_state, clock):
+    down = xml("heal_info-moodledata-brick3-killed").replace("/srv/gluster/moodledata",
+                                                             SCRATCH)
+    # Removing the first brick while the third is down would leave one live copy.
+    remove_first = f"volume remove-brick scratch replica 2 {SCRATCH_BRICKS[0]} force"
+    state, cli = make_state({"volume info": xml("volume_info-scratch-replica3-started"),
+                             "volume heal scratch info": down})
+    ret = state.bricks_removed("scratch", [SCRATCH_BRICKS[0]], heal_timeout=10, interval=5)
+    assert ret["result"] is False
+    assert f"{SCRATCH_BRICKS[2]} not connected" in ret["comment"]
+    assert remove_first not in cli.calls
+
+
+def test_bricks_removed_is_a_noop_once_the_brick_is_gone(make_state):
+    state, cli = make_state({
+        "volume info": xml("volume_info-scratch-replica2-after-remove-brick"),
+        "peer status": xml("peer_status-empty")})
+    ret = state.bricks_removed("scratch", [SCRATCH_BRICKS[2]], detach=["172.30.77.13"])
+    assert ret["result"] is True and ret["changes"] == {}, ret
+    assert cli.calls == ["volume info", "peer status"]
+
+
+def test_bricks_removed_in_test_mode_reports_without_removing(make_state):
+    state, cli = _removal(make_state, xml("heal_info-scratch-replica3-healthy"), test=True)
+    ret = state.bricks_removed("scratch", [SCRATCH_BRICKS[2]], detach=["172.30.77.13"])
+    assert ret["result"] is None
+    assert ret["changes"]["replica"] == {"old": 3, "new": 2}
+    assert cli.ran("volume remove-brick") == [] and cli.ran("peer detach") == []
+
+
+def test_bricks_removed_refuses_to_remove_every_brick(make_state):
+    state, cli = make_state({"volume info": xml("volume_info-moodledata-started")})
+    ret = state.bricks_removed("moodledata", BRICKS)
+    assert ret["result"] is False and "would leave no brick" in ret["comment"]
+    assert cli.ran("volume remove-brick") == []
