@@ -66,8 +66,8 @@ shell: venv
 status: venv
 	@$(LAB) status
 
-## Boot one more host into the running lab: make add HOST=moodle4 PILLAR=FILE (FILE: the
-## lab's topology plus HOST), then `make deploy`.
+## Boot hosts into the running lab: make add HOST="moodle4 arb1" PILLAR=FILE (FILE: the
+## lab's topology plus those hosts), then `make deploy`.
 add: venv
 	@$(LAB) add $(HOST) --pillar $(PILLAR)
 

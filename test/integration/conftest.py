@@ -30,6 +30,12 @@ from cluster_fixtures import (  # noqa: F401
 from mhalab import paths, testkit
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that add or remove lab hosts (marker lab_topology_changing) run last, so every
+    other test of the session sees the topology it was written for."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_topology_changing") is not None)
+
+
 class Lab:
     """A running lab: its topology, its state file and the lab.py verbs."""
 

@@ -9,9 +9,7 @@ Runs on the arbitrator topology's lab (test/run.sh, after test_garbd.py), so the
 five-host suite keeps its shape.
 """
 
-import ipaddress
 import json
-import threading
 import time
 
 import pytest
@@ -19,70 +17,19 @@ import yaml
 
 from mhalab import paths, testkit
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.lab_topology_changing]
 
 NEW_HOST = "web4"
 ACCESS_LOG = "/var/log/apache2/moodle-access.log"
 
 
-class _HttpLoad:
-    """GET / through the VIP every 0.1 s in a thread; every non-200 answer is kept."""
-
-    def __init__(self, vip):
-        self.vip, self.stop = vip, threading.Event()
-        self.requests, self.failures = 0, []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                status, _ = testkit.http_get(testkit.site_url("/"), host_header=self.vip,
-                                             timeout=5)
-            except OSError as exc:
-                status = repr(exc)[:100]
-            self.requests += 1
-            if status != 200:
-                self.failures.append((round(time.monotonic(), 1), status))
-            time.sleep(0.1)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-
-def _free_ip(topology):
-    """The first free address of the subnet after the app nodes' highest (the lab's layout)."""
-    net = ipaddress.ip_network(topology["subnet"])
-    used = {ipaddress.ip_address(h["ip"]) for h in topology["hosts"].values()}
-    used.add(ipaddress.ip_address(topology["vip"]))
-    apps = [ipaddress.ip_address(h["ip"]) for h in topology["hosts"].values()
-            if "web" in h["roles"]]
-    for ip in net.hosts():
-        if ip > max(apps) and ip not in used:
-            return str(ip)
-    raise AssertionError("no free address in the lab subnet")
-
-
 def _scaled_pillar(topology):
     data = yaml.safe_load(paths.PILLAR_COPY.read_text())
-    data["moodle_ha"]["topology"]["hosts"][NEW_HOST] = {"ip": _free_ip(topology),
+    data["moodle_ha"]["topology"]["hosts"][NEW_HOST] = {"ip": testkit.free_ip(topology),
                                                         "roles": ["web"]}
     out = paths.LAB_DIR / "scale-out.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
-
-
-def _web_servers_up(lb):
-    """{server: status} of HAProxy's web farm on LB (its stats socket, as the status runner
-    reads it)."""
-    facts = testkit.salt_value(lb, "moodle_ha_status.facts", timeout=60)
-    stat = ((facts.get("layers") or {}).get("lb") or {}).get("stat") or []
-    return {row["svname"]: row["status"] for row in stat
-            if row.get("pxname") == "web-farm" and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +40,15 @@ def scaled_out(topology, request):
     pillar_file = _scaled_pillar(topology)
     vip = topology["vip"]
     lbs = sorted(n for n, h in topology["hosts"].items() if "lb" in h["roles"])
-    with _HttpLoad(vip) as load:
+    with testkit.Load(vip) as load:
         time.sleep(2)
         started = time.monotonic()
         testkit.lab_ok("add", NEW_HOST, "--pillar", str(pillar_file), timeout=300)
         booted = time.monotonic() - started
         run = testkit.orchestrate()
         took = time.monotonic() - started
-        up = testkit.until(lambda: all(_web_servers_up(lb).get(NEW_HOST) == "UP" for lb in lbs),
-                           timeout=60, interval=1)
+        up = testkit.until(lambda: all(testkit.backend_status(lb, "web-farm").get(NEW_HOST)
+                                       == "UP" for lb in lbs), timeout=60, interval=1)
         time.sleep(3)
     print(f"\nscale-out to {NEW_HOST} (web): boot {booted:.0f} s, orchestrate {run.seconds:.0f} s"
           f" ({len(run.changed)} changes), {took:.0f} s in all; under load {load.requests}"

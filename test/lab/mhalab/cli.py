@@ -200,40 +200,43 @@ def cmd_up(args) -> int:
 
 
 def cmd_add(args) -> int:
-    """Boot HOST into the running lab: the new topology comes from --pillar, which must keep
+    """Boot HOSTS into the running lab: the new topology comes from --pillar, which must keep
     every current host with its IP and roles; the lab's secrets and the rest of its pillar stay
-    (the next `deploy` brings the host into the cluster)."""
+    (the next `deploy` brings the hosts into the cluster)."""
     if os.geteuid() != 0:
         raise SystemExit("lab.py must run as root")
     state = load_state()
     if not (state.get("complete") and lab_running(state)):
         raise SystemExit("the lab is not up: `lab.py up` first")
     old, new = topology(), topology(Path(args.pillar))
-    if args.host in old["hosts"]:
-        raise SystemExit(f"{args.host} is already a lab host")
-    if args.host not in new["hosts"]:
-        raise SystemExit(f"{args.pillar}: no host {args.host} in moodle_ha:topology:hosts")
+    hosts = list(dict.fromkeys(args.hosts))
+    for host in hosts:
+        if host in old["hosts"]:
+            raise SystemExit(f"{host} is already a lab host")
+        if host not in new["hosts"]:
+            raise SystemExit(f"{args.pillar}: no host {host} in moodle_ha:topology:hosts")
     for key in ("subnet", "vip"):
         if new[key] != old[key]:
             raise SystemExit(f"{args.pillar}: topology:{key} {new[key]} differs from the lab's"
                              f" {old[key]}")
     changed = sorted(h for h, info in old["hosts"].items() if new["hosts"].get(h) != info)
-    extra = sorted(set(new["hosts"]) - set(old["hosts"]) - {args.host})
+    extra = sorted(set(new["hosts"]) - set(old["hosts"]) - set(hosts))
     if changed or extra:
-        raise SystemExit(f"{args.pillar}: only {args.host} may differ from the lab's topology"
-                         f" (changed: {changed or '-'}, other new hosts: {extra or '-'})")
+        raise SystemExit(f"{args.pillar}: only {', '.join(hosts)} may differ from the lab's"
+                         f" topology (changed: {changed or '-'}, other new hosts: {extra or '-'})")
     t_all = time.monotonic()
-    info = new["hosts"][args.host]
     shutil.copy2(Path(args.pillar).resolve(), PILLAR_COPY)
     state["pillar"] = str(Path(args.pillar).resolve())
-    with Step(f"boot {args.host} ({info['ip']}, roles={','.join(info['roles'])})"):
-        prepare_upper(args.host, info, new)
-        boot_host(args.host, Path(state["rootfs"]), state)
-        state["hosts"][args.host]["leader"] = wait_leader(args.host, state)
-        save_state(state)
-    with Step(f"wait for {args.host}'s minion to answer test.ping"):
-        saltctl.wait_minions([args.host])
-    log(f"{args.host} added in {time.monotonic() - t_all:.1f} s; next: `make deploy`")
+    for host in hosts:
+        info = new["hosts"][host]
+        with Step(f"boot {host} ({info['ip']}, roles={','.join(info['roles'])})"):
+            prepare_upper(host, info, new)
+            boot_host(host, Path(state["rootfs"]), state)
+            state["hosts"][host]["leader"] = wait_leader(host, state)
+            save_state(state)
+    with Step(f"wait for {', '.join(hosts)} to answer test.ping"):
+        saltctl.wait_minions(hosts)
+    log(f"{', '.join(hosts)} added in {time.monotonic() - t_all:.1f} s; next: `make deploy`")
     return 0
 
 
@@ -427,10 +430,11 @@ def main(argv: list[str] | None = None, doc: str = "") -> int:
     p.add_argument("--moodle-archive", help="use this Moodle .tgz instead of the fixture app")
     p.add_argument("--replace", action="store_true", help="tear down a running lab first")
     p.set_defaults(func=cmd_up)
-    p = sub.add_parser("add", help="boot one more host (from a pillar with the new topology)")
-    p.add_argument("host")
+    p = sub.add_parser("add", help="boot more hosts (from a pillar with the new topology)")
+    p.add_argument("hosts", nargs="+", metavar="HOST")
     p.add_argument("--pillar", metavar="FILE", required=True,
-                   help="pillar file: the lab's topology plus HOST (nothing else may differ)")
+                   help="pillar file: the lab's topology plus the HOSTs (nothing else may"
+                   " differ)")
     p.set_defaults(func=cmd_add)
     p = sub.add_parser("down", help="stop everything and remove the lab dir")
     p.add_argument("--force", action="store_true", help="also a lab started from another dir")

@@ -11,6 +11,7 @@ import functools
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -187,6 +188,94 @@ def db_query(statement: str, args=None, **kwargs) -> list[tuple]:
             return list(cur.fetchall())
     finally:
         conn.close()
+
+
+def free_ip(topo: dict, after_role: str = "web") -> str:
+    """The first free address of the subnet after the highest of the hosts with `after_role`
+    (the lab's layout: app nodes .11 up, load balancers .21 up, arbitrators .31 up)."""
+    import ipaddress
+    net = ipaddress.ip_network(topo["subnet"])
+    used = {ipaddress.ip_address(h["ip"]) for h in topo["hosts"].values()}
+    used.add(ipaddress.ip_address(topo["vip"]))
+    base = [ipaddress.ip_address(h["ip"]) for h in topo["hosts"].values()
+            if after_role in h["roles"]] or [net.network_address + 30]
+    for ip in net.hosts():
+        if ip > max(base) and ip not in used:
+            return str(ip)
+    raise LabError("no free address in the lab subnet")
+
+
+def backend_status(lb: str, proxy: str) -> dict:
+    """{server: status} of one HAProxy backend on load balancer `lb` (its stats socket, as
+    the status runner reads it)."""
+    facts = salt_value(lb, "moodle_ha_status.facts", timeout=60)
+    stat = ((facts.get("layers") or {}).get("lb") or {}).get("stat") or []
+    return {row["svname"]: row["status"] for row in stat
+            if row.get("pxname") == proxy and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def set_pillar(data: dict) -> None:
+    """Replace the lab's moodle_ha pillar (its copy of the topology's pillar file; the
+    secrets and the lab's own keys stay) with `data`, as lab.py add does for new hosts."""
+    import yaml
+    paths.PILLAR_COPY.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+class Load:
+    """Steady load while something changes: GET / through the VIP every 0.1 s and, with
+    `table`, one row every 0.05 s through VIP:3307 (a table with an AUTO_INCREMENT id and a
+    `note`), each in a thread. Every non-200 answer and every failed write is kept; `acked`
+    holds the ids of the rows whose INSERT returned (an error never counts as success)."""
+
+    def __init__(self, vip: str, table: str | None = None):
+        self.vip, self.table = vip, table
+        self.stop = threading.Event()
+        self.requests, self.failures = 0, []
+        self.acked, self.write_errors = [], []
+        self.threads = [threading.Thread(target=self._fetch, daemon=True)]
+        if table:
+            self.threads.append(threading.Thread(target=self._write, daemon=True))
+
+    def _fetch(self):
+        while not self.stop.is_set():
+            try:
+                status, _ = http_get(site_url("/"), host_header=self.vip, timeout=5)
+            except OSError as exc:
+                status = repr(exc)[:100]
+            self.requests += 1
+            if status != 200:
+                self.failures.append((round(time.monotonic(), 1), status))
+            time.sleep(0.1)
+
+    def _write(self):
+        conn = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = db_connect()
+                with conn.cursor() as cur:
+                    cur.execute(f"INSERT INTO {self.table} (note) VALUES ('load')")
+                    self.acked.append(cur.lastrowid)
+            except Exception as exc:  # noqa: BLE001 - any failure is counted
+                self.write_errors.append((round(time.monotonic(), 1), repr(exc)[:160]))
+                conn = None
+            time.sleep(0.05)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+    def summary(self) -> str:
+        out = f"{self.requests} requests, {len(self.failures)} failed"
+        if self.table:
+            out += f"; {len(self.acked)} rows written, {len(self.write_errors)} failed writes"
+        return out
 
 
 def container_pids(host: str) -> list[int]:
