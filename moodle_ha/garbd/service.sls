@@ -19,13 +19,38 @@ include:
   - .config
   - .package
 
+{%- from tplroot ~ "/galera/libtls.jinja" import galera_tls_parts with context %}
+{%-   set watched = [moodle_ha.garbd.config_file,
+                     "/etc/systemd/system/" ~ moodle_ha.services.garbd ~ ".service.d/moodle_ha-garbd.conf"] %}
+{%-   if moodle_ha.galera.tls.enabled %}
+{%-     for item in galera_tls_parts %}
+{%-       do watched.append(moodle_ha.galera.tls.dir ~ "/" ~ item.file) %}
+{%-     endfor %}
+{%-   endif %}
+
 moodle_ha-garbd-service-running:
   service.running:
     - name: {{ moodle_ha.services.garbd }}
     - enable: True
     - require:
       - pkg: moodle_ha-garbd-package-installed
-    - watch:
+
+{#- A changed configuration restarts garbd, unless the running garbd started after the files
+    were written: on a new host the package's postinst starts it with the final files, and a
+    restart a second later, while it is still joining the group, left a running cluster
+    stuck installing a view with a member gone (measured: all members non-Primary for 15 s,
+    scaling out a four-node cluster). #}
+moodle_ha-garbd-service-restarted:
+  cmd.run:
+    - name: systemctl restart {{ moodle_ha.services.garbd }}
+    - unless:
+      - >-
+        started=$(systemctl show -p ActiveEnterTimestamp --value {{ moodle_ha.services.garbd }})
+        && [ -n "$started" ]
+{%- for path in watched %}
+        && [ "$(date -d "$started" +%s)" -ge "$(stat -c %Y {{ path }})" ]
+{%- endfor %}
+    - onchanges:
       - file: moodle_ha-garbd-config-file-managed
       - file: moodle_ha-garbd-dropin-file-managed
 {%- if moodle_ha.galera.tls.enabled %}
@@ -33,4 +58,6 @@ moodle_ha-garbd-service-running:
       - file: moodle_ha-garbd-tls-certificate-file-managed
       - file: moodle_ha-garbd-tls-key-file-managed
 {%- endif %}
+    - require:
+      - service: moodle_ha-garbd-service-running
 {%- endif %}

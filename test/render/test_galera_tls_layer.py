@@ -63,7 +63,7 @@ def test_tls_files_come_before_the_configuration(renderer, layer, minion, group,
     if layer == "galera":
         requires = state_args(out["moodle_ha-galera-config-file-managed"])["require"]
     else:
-        requires = state_args(out["moodle_ha-garbd-service-running"])["watch"]
+        requires = state_args(out["moodle_ha-garbd-service-restarted"])["onchanges"]
         assert {"file": "moodle_ha-garbd-tls-key-file-managed"} in state_args(
             out["moodle_ha-garbd-package-installed"])["require"]
         assert state_args(out["moodle_ha-garbd-tls-group-present"])["system"] is True

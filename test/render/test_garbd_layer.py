@@ -18,6 +18,7 @@ IDS = {
     "moodle_ha-garbd-systemd-reloaded",
     "moodle_ha-garbd-package-installed",
     "moodle_ha-garbd-service-running",
+    "moodle_ha-garbd-service-restarted",
 }
 DROPIN = "/etc/systemd/system/garb.service.d/moodle_ha-garbd.conf"
 
@@ -85,8 +86,14 @@ def test_arbitrator_gets_config_and_dropin_before_the_package(renderer, placemen
     service = state_args(out["moodle_ha-garbd-service-running"])
     assert service["name"] == "garb" and service["enable"] is True
     assert service["require"] == [{"pkg": "moodle_ha-garbd-package-installed"}]
-    assert {"file": "moodle_ha-garbd-config-file-managed"} in service["watch"]
-    assert {"file": "moodle_ha-garbd-dropin-file-managed"} in service["watch"]
+    assert "watch" not in service
+    # A changed file restarts garbd, except right after the postinst started it with them.
+    restart = state_args(out["moodle_ha-garbd-service-restarted"])
+    assert restart["name"] == "systemctl restart garb"
+    assert {"file": "moodle_ha-garbd-config-file-managed"} in restart["onchanges"]
+    assert {"file": "moodle_ha-garbd-dropin-file-managed"} in restart["onchanges"]
+    unless = " ".join(restart["unless"])
+    assert "ActiveEnterTimestamp" in unless and "stat -c %Y /etc/default/garb" in unless
 
 
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
