@@ -149,6 +149,23 @@ def test_new_node_serves_through_the_load_balancers(scaled_out, topology):
     assert clients & lb_ips, f"no request from the LBs in {APP}'s {log}"
 
 
+def test_existing_hosts_change_only_what_the_new_members_need(scaled_out, topology):
+    # "<host>: <state id>" of every change on a host that was there before: its host list and
+    # firewall (admitting the new hosts), HAProxy (new backends), chrony on the time servers,
+    # the gluster pool and volume (probe, add-brick, auth.allow), the dataroot mount's backup
+    # volfile servers (fstab only, no remount), Galera's config file (cluster address, no
+    # restart) and the backup configuration's node list. Nothing else, and no service restart.
+    allowed = ("moodle_ha-hosts-", "moodle_ha-firewall-ruleset-", "moodle_ha-firewall-service-",
+               "moodle_ha-lb-haproxy-", "moodle_ha-metrics-", "moodle_ha-gluster-peer-",
+               "moodle_ha-gluster-volume-", "moodle_ha-gluster-client-dataroot-mounted",
+               "moodle_ha-galera-config-file-managed", "moodle_ha-backup-config-file-managed")
+    lbs = scaled_out["lbs"]
+    others = [c for c in scaled_out["run"].changed
+              if c.split(":")[0] in topology["hosts"] and not any(a in c for a in allowed)
+              and not (c.split(":")[0] in lbs and "moodle_ha-chrony-" in c)]
+    assert others == [], json.dumps(others, indent=1)
+
+
 def test_second_run_after_scale_out_changes_nothing(scaled_out):
     run = testkit.orchestrate()
     print(f"\nno-op orchestrate after the app-node scale-out: {run.seconds:.0f} s,"
