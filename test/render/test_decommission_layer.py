@@ -116,3 +116,20 @@ def test_members_stop_naming_the_leaving_hosts_but_still_admit_them(renderer, tm
     galera = next(line for line in rules.splitlines() if "4567" in line)
     bricks = next(line for line in rules.splitlines() if "gluster bricks" in line)
     assert "172.30.77.14" in galera and "172.30.77.14" in bricks
+
+
+@pytest.mark.parametrize(("minion", "grown", "donors"), [
+    ("moodle1", False, "moodle2,moodle3,"), ("moodle2", False, "moodle3,"),
+    ("moodle3", False, "moodle2,"), ("moodle4", True, "moodle2,moodle3,moodle5,")])
+def test_joiners_prefer_a_donor_other_than_the_writer(renderer, tmp_path, minion, grown,
+                                                      donors):
+    # moodle1, the first galera node, is the writer behind 3307; a donor answers 503 on
+    # clustercheck, so a new member must not take its state from moodle1 unless it has to.
+    pillar = example_pillar()
+    if grown:
+        hosts = pillar["moodle_ha"]["topology"]["hosts"]
+        hosts["moodle4"] = APP4
+        hosts["moodle5"] = {"ip": "172.30.77.15", "roles": ["galera"]}
+    cnf = renderer.template("galera", "60-galera.cnf.jinja", tmp_path, minion_id=minion,
+                            pillar=pillar)
+    assert f"wsrep_sst_donor = {donors}" in cnf.splitlines()
