@@ -50,6 +50,15 @@ def test_render_errors_and_failed_steps_without_states_are_reported():
     assert "Run failed on minions" in results.failures(bare)[0][3]
 
 
+def test_an_orchestration_that_does_not_render_is_a_failure():
+    # Recorded from the lab: moodle4 marked decommission with an even number of voters left.
+    message = ("Rendering SLS 'base:moodle_ha.orch' failed: Jinja error: moodle_ha pillar is"
+               " invalid: moodle_ha:topology:hosts: 3 galera node(s) and 1 arbitrator(s)")
+    orch = {"data": {"lab-master": [message]}}
+    assert results.failed(orch) == [f"lab-master: {message}"]
+    assert results.changed(orch) == []
+
+
 def test_release_defaults_to_trixie_and_follows_the_environment(monkeypatch):
     monkeypatch.delenv("MOODLE_HA_LAB_RELEASE", raising=False)
     assert paths.release() == "trixie"

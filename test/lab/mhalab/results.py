@@ -61,12 +61,15 @@ def failures(orch: dict) -> list[tuple[str, str, str, str]]:
 
 
 def failed(orch: dict) -> list[str]:
-    """Failed orchestration steps and failed minion states, with their comments."""
+    """Failed orchestration steps and failed minion states, with their comments; an
+    orchestration that did not render (the master answers a list of errors) is one failure."""
     out = [
         f"{step}: {r.get('comment')}"
         for step, r in _orch_states(orch).items()
         if isinstance(r, dict) and r.get("result") is False
     ]
+    out += [f"{master}: {' '.join(str(e) for e in errors)}"
+            for master, errors in _orch_states(orch).items() if isinstance(errors, list)]
     out += [
         f"{m}: {sid}: {r.get('comment')}"
         for _, m, sid, r in minion_states(orch)
