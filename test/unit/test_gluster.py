@@ -655,6 +655,12 @@ def test_remove_brick_refuses_an_unknown_action_before_running(mod):
         mod.remove_brick("scratch", [SCRATCH_BRICKS[2]], action="commit force")
 
 
+def test_peer_detach_answers_success(mod):
+    cli = FakeCli({"peer detach 172.30.77.14": xml("peer_detach-ok")})
+    mod.__salt__ = {"cmd.run_all": cli}
+    assert mod.peer_detach("172.30.77.14") == "success"
+
+
 def test_peer_detach_of_a_peer_holding_bricks_raises_glusters_reason(mod):
     cli = FakeCli({"peer detach 172.30.77.13": xml("peer_detach-peer-with-bricks-refused")})
     mod.__salt__ = {"cmd.run_all": cli}
@@ -662,14 +668,14 @@ def test_peer_detach_of_a_peer_holding_bricks_raises_glusters_reason(mod):
         mod.peer_detach("172.30.77.13")
 
 
-def _removal(make_state, heal, removed=None, test=False, detach_answer=None):
+def _removal(make_state, heal, removed=None, test=False):
     answers = {
         "volume info": [xml("volume_info-scratch-replica3-started"),
                         xml("volume_info-scratch-replica2-after-remove-brick")],
         "volume heal scratch info": heal,
         REMOVE_THIRD: removed or xml("remove_brick-replica-force-ok"),
         "peer status": xml("peer_status-2peers-in-cluster"),
-        "peer detach 172.30.77.13": detach_answer or xml("add_brick-ok"),
+        "peer detach 172.30.77.13": xml("peer_detach-ok"),
     }
     return make_state(answers, test=test)
 
