@@ -4,7 +4,8 @@ GlusterFS management through the ``gluster`` CLI's XML output.
 Salt core no longer ships a glusterfs module; this one covers what moodle_ha needs: the trusted
 pool (peer status, probe, detach), replicated volumes (info, status, heal info, create, start,
 set, add-brick, remove-brick). Every command runs as an argument list with ``--mode=script``
-(never prompts) and ``--xml``; failures raise :class:`CommandExecutionError` carrying gluster's ``opErrstr``.
+(never prompts) and ``--xml``; failures raise :class:`CommandExecutionError` carrying
+gluster's ``opErrstr``.
 """
 
 import logging
