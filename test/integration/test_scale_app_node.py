@@ -164,11 +164,12 @@ def test_existing_hosts_change_only_what_the_new_members_need(scaled_out, topolo
     # firewall (admitting the new hosts), HAProxy (new backends), chrony on the time servers,
     # the gluster pool and volume (probe, add-brick, auth.allow), the dataroot mount's backup
     # volfile servers (fstab only, no remount), Galera's config file (cluster address, no
-    # restart) and the backup configuration's node list. Nothing else, and no service restart.
+    # restart) and the backup configuration's node list (its timer restarted). Nothing else.
     allowed = ("moodle_ha-hosts-", "moodle_ha-firewall-ruleset-", "moodle_ha-firewall-service-",
                "moodle_ha-lb-haproxy-", "moodle_ha-metrics-", "moodle_ha-gluster-peer-",
                "moodle_ha-gluster-volume-", "moodle_ha-gluster-client-dataroot-mounted",
-               "moodle_ha-galera-config-file-managed", "moodle_ha-backup-config-file-managed")
+               "moodle_ha-galera-config-file-managed", "moodle_ha-backup-config-file-managed",
+               "moodle_ha-backup-timer-running")
     lbs = scaled_out["lbs"]
     others = [c for c in scaled_out["run"].changed
               if c.split(":")[0] in topology["hosts"] and not any(a in c for a in allowed)
