@@ -42,13 +42,8 @@ def scaled_out(topology, request):
     lbs = sorted(n for n, h in topology["hosts"].items() if "lb" in h["roles"])
     with testkit.Load(vip) as load:
         time.sleep(2)
-        started = time.monotonic()
-        testkit.lab_ok("add", NEW_HOST, "--pillar", str(pillar_file), timeout=300)
-        booted = time.monotonic() - started
-        run = testkit.orchestrate()
-        took = time.monotonic() - started
-        up = testkit.until(lambda: all(testkit.backend_status(lb, "web-farm").get(NEW_HOST)
-                                       == "UP" for lb in lbs), timeout=60, interval=1)
+        booted, run, up = testkit.add_and_orchestrate([NEW_HOST], pillar_file, lbs, NEW_HOST)
+        took = booted + run.seconds
         time.sleep(3)
     print(f"\nscale-out to {NEW_HOST} (web): boot {booted:.0f} s, orchestrate {run.seconds:.0f} s"
           f" ({len(run.changed)} changes), {took:.0f} s in all; under load {load.requests}"

@@ -85,12 +85,7 @@ def scaled_out(before, topology):
     lbs = sorted(n for n, h in topology["hosts"].items() if "lb" in h["roles"])
     with testkit.Load(topology["vip"], TABLE) as load:
         time.sleep(2)
-        started = time.monotonic()
-        testkit.lab_ok("add", APP, ARB, "--pillar", str(pillar_file), timeout=300)
-        booted = time.monotonic() - started
-        run = testkit.orchestrate()
-        up = testkit.until(lambda: all(testkit.backend_status(lb, "web-farm").get(APP) == "UP"
-                                       for lb in lbs), timeout=60, interval=1)
+        booted, run, up = testkit.add_and_orchestrate([APP, ARB], pillar_file, lbs, APP)
         time.sleep(3)
     print(f"\nscale-out {APP} (galera, gluster, web) + {ARB} (garbd): boot {booted:.0f} s,"
           f" orchestrate {run.seconds:.0f} s ({len(run.changed)} changes); under load"
@@ -177,12 +172,15 @@ def test_existing_hosts_change_only_what_the_new_members_need(scaled_out, topolo
     assert others == [], json.dumps(others, indent=1)
 
 
-def test_second_run_after_scale_out_changes_nothing(scaled_out):
+def _no_op(after):
     run = testkit.orchestrate()
-    print(f"\nno-op orchestrate after the app-node scale-out: {run.seconds:.0f} s,"
-          f" {len(run.changed)} changes")
+    print(f"\nno-op orchestrate after {after}: {run.seconds:.0f} s, {len(run.changed)} changes")
     assert not run.failed, run.failed[:20]
     assert run.changed == [], run.changed[:20]
+
+
+def test_second_run_after_scale_out_changes_nothing(scaled_out):
+    _no_op("the app-node scale-out")
 
 
 def _refused(scaled_out, patch):
@@ -265,8 +263,4 @@ def test_leaving_hosts_run_nothing_and_keep_their_data(scaled_in):
 
 
 def test_second_run_after_scale_in_changes_nothing(scaled_in):
-    run = testkit.orchestrate()
-    print(f"\nno-op orchestrate after the scale-in: {run.seconds:.0f} s,"
-          f" {len(run.changed)} changes")
-    assert not run.failed, run.failed[:20]
-    assert run.changed == [], run.changed[:20]
+    _no_op("the scale-in")

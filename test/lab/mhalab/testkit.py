@@ -214,6 +214,19 @@ def backend_status(lb: str, proxy: str) -> dict:
             if row.get("pxname") == proxy and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
+def add_and_orchestrate(hosts: list[str], pillar_file, lbs: list[str], web_host: str):
+    """Boot `hosts` into the running lab with `pillar_file` (lab.py add), run moodle_ha.orch
+    once, then wait up to 60 s until `web_host` is UP in every LB's web farm. Returns
+    (boot seconds, the Run, the Waited for UP)."""
+    started = time.monotonic()
+    lab_ok("add", *hosts, "--pillar", str(pillar_file), timeout=300)
+    booted = time.monotonic() - started
+    run = orchestrate()
+    up = until(lambda: all(backend_status(lb, "web-farm").get(web_host) == "UP" for lb in lbs),
+               timeout=60, interval=1)
+    return booted, run, up
+
+
 def set_pillar(data: dict) -> None:
     """Replace the lab's moodle_ha pillar (its copy of the topology's pillar file; the
     secrets and the lab's own keys stay) with `data`, as lab.py add does for new hosts."""
