@@ -80,6 +80,11 @@ def scaled_out(before, topology):
                          "roles": ["galera", "gluster", "web"]}
     _hosts(data)[ARB] = {"ip": testkit.free_ip(topology, "lb"), "roles": ["garbd"]}
     data["moodle_ha"].setdefault("gluster", {})["replica"] = None
+    # The default backup node is the last galera+web host by name, which moodle4 would
+    # become: pinned, as README's scale-out section says to, so the backups stay put.
+    backup = data["moodle_ha"].get("backup", {}).get("node") or sorted(
+        n for n, h in topology["hosts"].items() if {"galera", "web"} <= set(h["roles"]))[-1]
+    data["moodle_ha"].setdefault("backup", {})["node"] = backup
     pillar_file = paths.LAB_DIR / "scale-out-app.yaml"
     pillar_file.write_text(yaml.safe_dump(data, sort_keys=False))
     lbs = sorted(n for n, h in topology["hosts"].items() if "lb" in h["roles"])

@@ -30,11 +30,12 @@ def test_orch_drains_the_load_balancers_then_stops_the_leaving_hosts_before_the_
         renderer):
     order = [(name.removeprefix("moodle_ha-orch-"), _arg(s, "tgt"))
              for name, s in _steps(renderer, pillar=_pillar())]
-    assert order[:8] == [
+    assert order[:9] == [
         ("modules-synced", "arb1,lb1,lb2,moodle1,moodle2,moodle3,moodle4"),
         ("hosts-applied", "arb1,lb1,lb2,moodle1,moodle2,moodle3,moodle4"),
         ("lb-drained", "lb1,lb2"),
-        ("decommission-services-stopped", "arb1,moodle4"),
+        ("decommission-moodle4-stopped", "moodle4"),
+        ("decommission-arb1-stopped", "arb1"),
         ("gluster-servers-applied", "moodle2,moodle3"),
         ("gluster-moodle1-volume-applied", "moodle1"),
         ("decommission-gluster-stopped", "moodle4"),
