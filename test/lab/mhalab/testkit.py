@@ -234,6 +234,13 @@ def set_pillar(data: dict) -> None:
     paths.PILLAR_COPY.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def _clock() -> str:
+    """Wall-clock time to the millisecond (UTC, as the hosts' journals), so a failure in a
+    load loop can be matched against the hosts' logs."""
+    now = time.time()
+    return time.strftime("%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
 class Load:
     """Steady load while something changes: GET / through the VIP every 0.1 s and, with
     `table`, one row every 0.05 s through VIP:3307 (a table with an AUTO_INCREMENT id and a
@@ -257,7 +264,7 @@ class Load:
                 status = repr(exc)[:100]
             self.requests += 1
             if status != 200:
-                self.failures.append((round(time.monotonic(), 1), status))
+                self.failures.append((_clock(), status))
             time.sleep(0.1)
 
     def _write(self):
@@ -270,7 +277,7 @@ class Load:
                     cur.execute(f"INSERT INTO {self.table} (note) VALUES ('load')")
                     self.acked.append(cur.lastrowid)
             except Exception as exc:  # noqa: BLE001 - any failure is counted
-                self.write_errors.append((round(time.monotonic(), 1), repr(exc)[:160]))
+                self.write_errors.append((_clock(), repr(exc)[:160]))
                 conn = None
             time.sleep(0.05)
 
@@ -286,8 +293,12 @@ class Load:
 
     def summary(self) -> str:
         out = f"{self.requests} requests, {len(self.failures)} failed"
+        if self.failures:
+            out += f" ({self.failures[0][0]}-{self.failures[-1][0]} UTC)"
         if self.table:
             out += f"; {len(self.acked)} rows written, {len(self.write_errors)} failed writes"
+            if self.write_errors:
+                out += f" ({self.write_errors[0][0]}-{self.write_errors[-1][0]} UTC)"
         return out
 
 
