@@ -898,7 +898,7 @@ def local_state(socket_path=SOCKET):
     """
     out = {"running": is_running(), "reachable": False, "wsrep_on": None, "cluster_status": None,
            "local_state": None, "local_state_comment": None, "cluster_size": None,
-           "uuid": None, "last_committed": None, "read_only": None}
+           "uuid": None, "last_committed": None, "read_only": None, "conf_id": None}
     if not out["running"]:
         return out
     try:
@@ -922,6 +922,9 @@ def local_state(socket_path=SOCKET):
         "uuid": st.get("wsrep_local_state_uuid") or None,
         "last_committed": int(st["wsrep_last_committed"])
         if re.fullmatch(r"-?\d+", st.get("wsrep_last_committed", "")) else None,
+        # Counts the views this component installed: steady while membership is.
+        "conf_id": int(st["wsrep_cluster_conf_id"])
+        if re.fullmatch(r"-?\d+", st.get("wsrep_cluster_conf_id", "")) else None,
     })
     return out
 

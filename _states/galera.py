@@ -45,6 +45,12 @@ LOCAL_WAIT = 60.0
 # bootstrap node creates the clustercheck account (users.sls) right after bootstrapping.
 # Anywhere else the account exists already (replicated), and a refusal fails at once.
 LOGIN_GRACE = 60.0
+# Seconds a running server left in a non-Primary component, with no Primary peer either, is
+# given to regroup on its own before it is stopped and the positions decide: Galera forms a
+# Primary component again as soon as a majority of the last one can talk (a view
+# installation that timed out under load left every member non-Primary for ~15 s in the
+# lab; stopping them all then turned a pause into a bootstrap).
+REGROUP_WAIT = 45.0
 LEGACY_FORCE = (
     "galera:force_bootstrap_node is no longer honoured (a node name left in pillar would"
     " bootstrap a second Primary component after a later partition or outage): remove it."
@@ -408,10 +414,38 @@ def _carry_out(ret, m, plan, local, positions):
     return _done(ret, *_join(m, local, plan["reason"]))
 
 
+def _left_member(local):
+    """A running server that answers with wsrep on, outside any Primary component: a member
+    of a cluster that lost its Primary component (not a package start, not a server waiting
+    for a Primary view after an outage)."""
+    return bool(local.get("running") and local.get("reachable") and local.get("wsrep_on")
+                and __salt__["galera.outside_primary"](local))
+
+
+def _regroup(m, local, live, plan, schemas):
+    """While no node is Primary and this one is a member left non-Primary, ask again for
+    ``REGROUP_WAIT`` seconds: Galera may re-form the Primary component itself."""
+    deadline = time.monotonic() + REGROUP_WAIT
+    while (plan["action"] == "gather" and _left_member(local) and not __opts__["test"]
+           and time.monotonic() < deadline):
+        time.sleep(POLL)
+        local = _local_state(m)
+        plan = _plan(m, local)
+        if plan["action"] == "probe":
+            live = _live(m)
+            plan = _plan(m, local, live, schemas=schemas)
+    if plan["action"] == "gather" and _left_member(local) and not __opts__["test"]:
+        log.warning("galera: %s and every peer stayed non-Primary for %.0f s: the positions"
+                    " decide", m.name, REGROUP_WAIT)
+    return local, live, plan
+
+
 def _probe(m, local, schemas):
-    """Plan with the peers' liveness; a local server that cannot be queried is asked again."""
+    """Plan with the peers' liveness; a local server that cannot be queried is asked again,
+    one left in a non-Primary component is given time to regroup."""
     live = _live(m)
     plan = _plan(m, local, live, schemas=schemas)
+    local, live, plan = _regroup(m, local, live, plan, schemas)
     deadline = time.monotonic() + LOCAL_WAIT
     while plan["action"] == "unreachable":
         if __opts__["test"]:
@@ -594,3 +628,59 @@ def member_left(name, service="mariadb", timeout=300, min_remaining=2, socket_pa
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return ret
+
+
+def view_settled(name, settle=10, timeout=120, socket_path=None):
+    """
+    Wait until this node is a Synced member of a Primary component whose membership has not
+    changed for ``settle`` seconds (``wsrep_cluster_conf_id`` steady). Changes nothing.
+
+    ``moodle_ha.orch`` runs it on a staying member after each member of a scale-in left, so
+    the next one leaves a group at rest: in the lab an arbitrator that stopped 4 s after a
+    galera node had left, while the group still cleaned that node up, left every member
+    non-Primary.
+
+    name
+        This node (for the comment).
+    settle
+        Seconds the view must stay the same.
+    timeout
+        Seconds to wait in all before failing.
+    socket_path
+        The server's socket (default: the galera module's).
+
+    .. code-block:: yaml
+
+        moodle_ha-decommission-galera-view-settled:
+          galera.view_settled:
+            - name: moodle1
+            - settle: 10
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    kwargs = {"socket_path": socket_path} if socket_path else {}
+    settle, timeout = float(settle), float(timeout)
+    started = time.monotonic()
+    conf_id, since = None, None
+    while True:
+        local = __salt__["galera.local_state"](**kwargs)
+        now = time.monotonic()
+        if not __salt__["galera.synced"](local) or local.get("conf_id") is None:
+            conf_id, since = None, None
+        elif local["conf_id"] != conf_id:
+            conf_id, since = local["conf_id"], now
+        described = (f"{local.get('cluster_status') or 'not answering'},"
+                     f" {local.get('local_state_comment') or '-'},"
+                     f" cluster size {local.get('cluster_size')}")
+        if __opts__["test"]:
+            ret.update(result=True, comment=f"{name}: {described}; would wait until its view"
+                       f" is unchanged for {settle:.0f} s")
+            return ret
+        if since is not None and now - since >= settle:
+            ret.update(result=True, comment=f"{name}: {described}, view {conf_id} unchanged"
+                       f" for {now - since:.0f} s")
+            return ret
+        if now - started >= timeout:
+            ret["comment"] = (f"{name}: no view unchanged for {settle:.0f} s within"
+                              f" {timeout:.0f} s (now {described})")
+            return ret
+        time.sleep(POLL)

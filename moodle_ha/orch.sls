@@ -48,11 +48,18 @@
 {%-   if lbs %}
 {{ step(previous, "lb-drained", lbs, "moodle_ha.lb") }}
 {%-   endif %}
-{#-   One host at a time, galera members first: two members leaving at once (a galera node
-      and an arbitrator in one job) once left the rest non-Primary for ~27 s in the lab. #}
+{#-   One host at a time, galera members first, and after each voter the group's view
+      steady for galera:leave_settle seconds: two members leaving at once (a galera node and
+      an arbitrator in one job), or an arbitrator stopping 4 s after a galera node had left,
+      left the rest non-Primary in the lab. #}
 {%-   set leaving_galera = moodle_ha.nodes.leaving.get("galera", []) | map(attribute="name") | list %}
+{%-   set leaving_voters = leaving_galera + moodle_ha.nodes.leaving.get("garbd", []) | map(attribute="name") | list %}
 {%-   for name in leaving_galera + (leaving | reject("in", leaving_galera) | list) %}
 {{ step(previous, "decommission-" ~ name ~ "-stopped", [name], "moodle_ha.decommission") }}
+{#-     The group at rest before the next voter leaves (or the gluster phase loads it). #}
+{%-     if name in leaving_voters and galera %}
+{{ step(previous, "decommission-" ~ name ~ "-settled", galera[:1], "moodle_ha.decommission.settled") }}
+{%-     endif %}
 {%-   endfor %}
 {%- endif %}
 

@@ -30,12 +30,14 @@ def test_orch_drains_the_load_balancers_then_stops_the_leaving_hosts_before_the_
         renderer):
     order = [(name.removeprefix("moodle_ha-orch-"), _arg(s, "tgt"))
              for name, s in _steps(renderer, pillar=_pillar())]
-    assert order[:9] == [
+    assert order[:11] == [
         ("modules-synced", "arb1,lb1,lb2,moodle1,moodle2,moodle3,moodle4"),
         ("hosts-applied", "arb1,lb1,lb2,moodle1,moodle2,moodle3,moodle4"),
         ("lb-drained", "lb1,lb2"),
         ("decommission-moodle4-stopped", "moodle4"),
+        ("decommission-moodle4-settled", "moodle1"),
         ("decommission-arb1-stopped", "arb1"),
+        ("decommission-arb1-settled", "moodle1"),
         ("gluster-servers-applied", "moodle2,moodle3"),
         ("gluster-moodle1-volume-applied", "moodle1"),
         ("decommission-gluster-stopped", "moodle4"),
@@ -134,3 +136,22 @@ def test_joiners_prefer_a_donor_other_than_the_writer(renderer, tmp_path, minion
     cnf = renderer.template("galera", "60-galera.cnf.jinja", tmp_path, minion_id=minion,
                             pillar=pillar)
     assert f"wsrep_sst_donor = {donors}" in cnf.splitlines()
+
+
+def test_settle_step_waits_on_a_staying_member_with_the_map_s_timings(renderer):
+    pillar = _pillar()
+    pillar["moodle_ha"]["galera"].update(leave_settle=12, leave_settle_timeout=90)
+    out = renderer.show_sls("moodle_ha.decommission.settled", minion_id="moodle1",
+                            pillar=pillar)
+    args = state_args(out["moodle_ha-decommission-galera-view-settled"])
+    assert (args["settle"], args["timeout"], args["name"]) == (12, 90, "moodle1")
+    assert args["socket_path"].endswith(".sock")
+
+
+def test_a_leaving_web_only_host_gets_no_settle_step(renderer):
+    pillar = example_pillar()
+    hosts = pillar["moodle_ha"]["topology"]["hosts"]
+    hosts["web4"] = {"ip": "172.30.77.19", "roles": ["web"], "decommission": True}
+    names = [name.removeprefix("moodle_ha-orch-") for name, _ in _steps(renderer, pillar=pillar)]
+    assert "decommission-web4-stopped" in names
+    assert not [n for n in names if n.endswith("-settled")], names

@@ -708,11 +708,12 @@ class Fake:
         }
 
 
-def run_state(fake, monkeypatch, name="moodle1", test=False, **kwargs):
+def run_state(fake, monkeypatch, name="moodle1", test=False, regroup_wait=0, **kwargs):
     monkeypatch.setattr(galera_state, "__salt__", fake.salt(), raising=False)
     monkeypatch.setattr(galera_state, "__opts__", {"test": test}, raising=False)
     monkeypatch.setattr(galera_state, "POLL", 0)
     monkeypatch.setattr(galera_state, "JOIN_STAGGER", 0)
+    monkeypatch.setattr(galera_state, "REGROUP_WAIT", regroup_wait)
     monkeypatch.setattr(galera_state.time, "time", lambda: 1000.0)
     kwargs = {"timeout": 1, "peer_wait": 0, **kwargs}
     return galera_state.cluster_member(name, NODE_IPS, "moodle1", **kwargs)
@@ -821,6 +822,50 @@ def test_state_running_non_primary_chosen_node_is_stopped_then_bootstrapped(monk
     assert ret["result"] is True, ret["comment"]
     stop = fake.commands.index(["systemctl", "stop", "mariadb"])
     assert stop < fake.commands.index(["galera_new_cluster"])
+
+
+def test_state_gives_a_member_left_non_primary_time_to_regroup(monkeypatch):
+    # Every member non-Primary after a view installation timed out (lab, scale-in under
+    # load): Galera re-forms the Primary component itself; nothing is stopped meanwhile.
+    fake = Fake([non_primary(), non_primary(), non_primary(), synced()],
+                live={"moodle2": {"primary": False, "port_open": True},
+                      "moodle3": {"primary": False, "port_open": True}},
+                own=pos(12, running=True, source="status"),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    ret = run_state(fake, monkeypatch, regroup_wait=30)
+    assert ret["result"] is True and "Primary and Synced" in ret["comment"], ret["comment"]
+    assert fake.commands == [] and ret["changes"] == {}
+
+
+def test_state_joins_a_primary_peer_that_appears_while_regrouping(monkeypatch):
+    fake = Fake([non_primary(), non_primary(), synced()],
+                live={"moodle2": {"primary": False, "port_open": True},
+                      "moodle3": {"primary": False, "port_open": True}})
+    calls = []
+    salt = fake.salt()
+    peer_live = salt["galera.peer_live"]
+
+    def live_after_one_round(ip, *args):
+        calls.append(ip)
+        return prim() if len(calls) > 2 else peer_live(ip, *args)
+
+    salt["galera.peer_live"] = live_after_one_round
+    monkeypatch.setattr(fake, "salt", lambda: salt)
+    ret = run_state(fake, monkeypatch, regroup_wait=30)
+    assert ret["result"] is True, ret["comment"]
+    assert ["systemctl", "restart", "mariadb"] in fake.commands
+    assert ["galera_new_cluster"] not in fake.commands
+
+
+def test_state_regroup_wait_is_not_taken_by_a_server_waiting_after_an_outage(monkeypatch):
+    # Not answering, InnoDB closed (autostart after a power loss): no Primary component to
+    # regroup into; the positions decide at once.
+    fake = Fake([hung(), stopped(), synced(1)], own=pos(12),
+                mine={"moodle2": recent(pos(11)), "moodle3": recent(pos(10))})
+    fake.innodb_open = False
+    ret = run_state(fake, monkeypatch, regroup_wait=3600)
+    assert ret["result"] is True, ret["comment"]
+    assert ["galera_new_cluster"] in fake.commands
 
 
 def test_state_locates_the_server_with_the_socket_datadir_and_user_it_is_given(monkeypatch):
@@ -1442,3 +1487,78 @@ def test_member_left_fails_when_the_server_outlives_the_stop(leaving):
     node = Leaving(synced(5), running_after=True)
     ret = leaving(node).member_left("moodle4")
     assert ret["result"] is False and "still runs after systemctl stop" in ret["comment"]
+
+
+# --------------------------------------------------------------------------- view settled
+
+
+def test_local_state_reads_the_view_counter_from_the_recorded_status(mod, monkeypatch):
+    monkeypatch.setattr(mod, "_server_pids", lambda: [42])
+    rows = data("show-status-wsrep-synced")
+
+    def query(sql, socket_path=None, timeout=10):
+        if "VARIABLES" in sql:
+            return [["wsrep_on", "ON"], ["read_only", "OFF"]]
+        return [line.split("\t") for line in rows.splitlines() if line]
+
+    monkeypatch.setattr(mod, "query", query)
+    st = mod.local_state()
+    assert st["conf_id"] == int(mod.parse_rows(rows)["wsrep_cluster_conf_id"]) == 3
+    assert mod.synced(st)
+
+
+class Clock:
+    """time.monotonic and time.sleep of a state under test: sleeping advances the clock."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def settle_run(monkeypatch, views, test=False, **kwargs):
+    """view_settled over a sequence of local states (the last one repeats), one per poll."""
+    clock = Clock()
+    states = list(views)
+    monkeypatch.setattr(galera_state, "__salt__", {
+        "galera.local_state": lambda **kw: states.pop(0) if len(states) > 1 else states[0],
+        "galera.synced": galera.synced,
+    }, raising=False)
+    monkeypatch.setattr(galera_state, "__opts__", {"test": test}, raising=False)
+    monkeypatch.setattr(galera_state.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(galera_state.time, "sleep", clock.sleep)
+    return galera_state.view_settled("moodle1", **kwargs), clock
+
+
+def test_view_settled_waits_until_the_view_stops_changing(monkeypatch):
+    views = [dict(synced(5), conf_id=7), dict(synced(4), conf_id=8), dict(synced(4), conf_id=8),
+             dict(synced(4), conf_id=9), dict(synced(4), conf_id=9)]
+    ret, clock = settle_run(monkeypatch, views, settle=10, timeout=120)
+    assert ret["result"] is True and ret["changes"] == {}, ret["comment"]
+    assert "view 9 unchanged" in ret["comment"]
+    # the last change was seen at the 4th poll (6 s): 10 s steady after that
+    assert clock.now == 6 + 10
+
+
+def test_view_settled_does_not_count_time_outside_a_primary_component(monkeypatch):
+    views = [dict(synced(4), conf_id=8), non_primary(), dict(synced(3), conf_id=8)]
+    ret, clock = settle_run(monkeypatch, views, settle=4, timeout=60)
+    assert ret["result"] is True
+    assert clock.now == 4 + 4, "the steady time restarts after the non-Primary poll"
+
+
+def test_view_settled_fails_naming_the_state_it_saw(monkeypatch):
+    ret, clock = settle_run(monkeypatch, [non_primary()], settle=10, timeout=30)
+    assert ret["result"] is False
+    assert "no view unchanged for 10 s within 30 s" in ret["comment"]
+    assert "non-Primary" in ret["comment"]
+
+
+def test_view_settled_test_mode_reports_without_waiting(monkeypatch):
+    ret, clock = settle_run(monkeypatch, [dict(synced(3), conf_id=4)], test=True)
+    assert ret["result"] is True and clock.now == 0
+    assert "would wait" in ret["comment"]
