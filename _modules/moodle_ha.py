@@ -20,9 +20,11 @@ SECRETS = (
     "sst_password",
     "clustercheck_password",
     "haproxy_stats_password",
-    "keepalived_auth_pass",
     "moodle_admin_password",
 )
+# Required with lb:keepalived:vrrp_version 2 only (VRRP version 3 has no authentication);
+# validated whenever it is given.
+VRRP2_SECRET = "keepalived_auth_pass"
 # Optional: backup_encryption_key's presence switches backup encryption on; tls_key (a PEM
 # private key: line breaks allowed) is required while lb:tls:enabled is true (_tls_errors),
 # galera_tls_key while galera:tls:enabled is true (_galera_tls_errors).
@@ -147,7 +149,7 @@ def _unknown_key_errors(data, known, errors, path=""):
     for key in sorted(data, key=str):
         full = f"{path}{key}"
         if full == "secrets":
-            names = SECRETS + OPTIONAL_SECRETS + RETIRED_SECRETS
+            names = SECRETS + (VRRP2_SECRET,) + OPTIONAL_SECRETS + RETIRED_SECRETS
             for name in sorted(data[key] if isinstance(data[key], dict) else (), key=str):
                 if name not in names:
                     _unknown_key("secrets:", name, names, errors)
@@ -286,6 +288,26 @@ def _vip_errors(data, net, ips, errors):
         errors.append(f"moodle_ha:topology:vip: {vip} is the IP of host {ips[str(vip)]}")
 
 
+def _vrrp_errors(data, errors):
+    """lb:keepalived:vrrp_version and the advert interval it can carry (version 3 counts
+    centiseconds in 12 bits, version 2 whole seconds in 8)."""
+    key = "moodle_ha:lb:keepalived"
+    version = _get(data, "lb:keepalived:vrrp_version")
+    if version not in (2, 3) or isinstance(version, bool):
+        errors.append(f"{key}:vrrp_version: {version!r} is not 2 or 3")
+        return
+    advert = _get(data, "lb:keepalived:advert_int")
+    number = isinstance(advert, (int, float)) and not isinstance(advert, bool)
+    if version == 3:
+        centis = advert * 100 if number else 0
+        if not number or abs(centis - round(centis)) > 1e-6 or not 1 <= round(centis) <= 4095:
+            errors.append(f"{key}:advert_int: {advert!r} is not a multiple of 0.01 s from 0.01"
+                          " to 40.95 (VRRP version 3 counts centiseconds)")
+    elif not number or advert != int(advert) or not 1 <= advert <= 255:
+        errors.append(f"{key}:advert_int: {advert!r} is not a whole number of seconds from 1"
+                      " to 255 (VRRP version 2; version 3 takes fractions)")
+
+
 def _secret_errors(data, errors):
     """Secrets are strings without control characters; per format, what it cannot carry.
 
@@ -306,9 +328,17 @@ def _secret_errors(data, errors):
             # The backup key's line breaks have their own message (_backup_errors); a PEM key
             # is lines (a lone carriage return: _tls_errors).
             _secret_text_errors(key, value, errors, line_breaks=name not in OPTIONAL_SECRETS)
-    auth = _get(data, "secrets:keepalived_auth_pass")
-    if isinstance(auth, str) and auth:
-        key = "moodle_ha:secrets:keepalived_auth_pass"
+    auth = _get(data, f"secrets:{VRRP2_SECRET}")
+    key = f"moodle_ha:secrets:{VRRP2_SECRET}"
+    if auth is None or auth == "":
+        if _get(data, "lb:keepalived:vrrp_version") == 2:
+            errors.append(f"{key}: missing (required with lb:keepalived:vrrp_version 2; no"
+                          " default password is shipped)")
+    elif not isinstance(auth, str):
+        errors.append(f"{key}: {_kind(auth)} in YAML, not a string (quote it: YAML reads"
+                      " e.g. 0123 as 83 and yes as true)")
+    else:
+        _secret_text_errors(key, auth, errors, line_breaks=True)
         if len(auth) > KEEPALIVED_AUTH_MAX:
             errors.append(f"{key}: longer than {KEEPALIVED_AUTH_MAX} characters (keepalived"
                           " would truncate it)")
@@ -455,6 +485,7 @@ def _layer_errors(data, errors):
     vrid = _get(data, "lb:keepalived:virtual_router_id")
     if isinstance(vrid, bool) or not isinstance(vrid, int) or not 1 <= vrid <= 255:
         errors.append(f"moodle_ha:lb:keepalived:virtual_router_id: {vrid!r} is not in 1..255")
+    _vrrp_errors(data, errors)
 
     keep = _get(data, "moodle:releases_keep")
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:

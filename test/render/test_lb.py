@@ -276,11 +276,13 @@ def test_keepalived_unicast_to_the_other_lb_hosts(renderer, tmp_path):
     assert _peers(conf) == ["172.30.77.21", "172.30.77.23"]
 
 
-def test_keepalived_vip_auth_and_no_preemption(renderer, tmp_path):
+def test_keepalived_vip_vrrp3_without_auth_and_no_preemption(renderer, tmp_path):
     conf = _keepalived(renderer, tmp_path, "lb1")
     assert "172.30.77.100/24 dev host0" in conf
-    assert f"auth_pass {SECRETS['keepalived_auth_pass']}" in conf
-    assert "auth_type PASS" in conf
+    assert _instance_value(conf, "version") == "3"
+    assert _instance_value(conf, "advert_int") == "0.2"
+    # VRRP version 3 has no authentication (RFC 5798): keepalived would warn and ignore it.
+    assert "authentication" not in conf and "auth_pass" not in conf
     assert _instance_value(conf, "state") == "BACKUP"
     assert re.search(r"^\s+nopreempt$", conf, re.MULTILINE)
     assert "vrrp_strict" not in conf
@@ -290,6 +292,16 @@ def test_keepalived_vip_auth_and_no_preemption(renderer, tmp_path):
     assert "enable_script_security" in conf
     assert _instance_value(conf, "script_user") == "keepalived_script"
     assert re.search(r"track_script \{\s+moodle_ha_haproxy\s+\}", conf)
+
+
+def test_keepalived_vrrp2_authenticates_with_the_pillar_secret(renderer, tmp_path):
+    conf = _keepalived(renderer, tmp_path, "lb1", {
+        "moodle_ha:lb:keepalived:vrrp_version": 2, "moodle_ha:lb:keepalived:advert_int": 1,
+        "moodle_ha:secrets:keepalived_auth_pass": "ab:;%@+="})
+    assert _instance_value(conf, "version") == "2"
+    assert _instance_value(conf, "advert_int") == "1"
+    assert "auth_type PASS" in conf
+    assert re.search(r"^\s+auth_pass ab:;%@\+=$", conf, re.MULTILINE)
 
 
 def test_keepalived_weighted_check_with_preemption(renderer, tmp_path):

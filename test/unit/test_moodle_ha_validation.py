@@ -121,6 +121,39 @@ def test_unknown_role_rejected():
     assert f"{HOSTS}:lb2:roles: unknown role 'cache'" in text
 
 
+def test_keepalived_auth_pass_required_with_vrrp_version_2_only():
+    assert VALIDATION.VRRP2_SECRET not in SECRETS
+    _accepted({"moodle_ha:secrets:keepalived_auth_pass": DELETE})
+    text = _error({"moodle_ha:secrets:keepalived_auth_pass": DELETE,
+                   "moodle_ha:lb:keepalived:vrrp_version": 2,
+                   "moodle_ha:lb:keepalived:advert_int": 1})
+    assert ("moodle_ha:secrets:keepalived_auth_pass: missing (required with"
+            " lb:keepalived:vrrp_version 2") in text
+    _accepted({"moodle_ha:secrets:keepalived_auth_pass": "exmplpw8",
+               "moodle_ha:lb:keepalived:vrrp_version": 2,
+               "moodle_ha:lb:keepalived:advert_int": 1})
+
+
+@pytest.mark.parametrize("version, advert, ok", [
+    (3, 0.2, True), (3, 0.01, True), (3, 40.95, True), (3, 1, True),
+    (3, 0.005, False), (3, 0.125, False), (3, 41, False), (3, 0, False), (3, "1s", False),
+    (2, 1, True), (2, 255, True), (2, 0.5, False), (2, 256, False), (2, True, False),
+])
+def test_vrrp_advert_interval_fits_the_version(version, advert, ok):
+    patch = {"moodle_ha:lb:keepalived:vrrp_version": version,
+             "moodle_ha:lb:keepalived:advert_int": advert,
+             "moodle_ha:secrets:keepalived_auth_pass": "exmplpw8"}
+    if ok:
+        _accepted(patch)
+    else:
+        assert f"moodle_ha:lb:keepalived:advert_int: {advert!r} is not a" in _error(patch)
+
+
+def test_vrrp_version_other_than_2_or_3_rejected():
+    text = _error({"moodle_ha:lb:keepalived:vrrp_version": 4})
+    assert "moodle_ha:lb:keepalived:vrrp_version: 4 is not 2 or 3" in text
+
+
 def test_keepalived_auth_longer_than_8_rejected():
     text = _error({"moodle_ha:secrets:keepalived_auth_pass": "nine-char"})
     assert "moodle_ha:secrets:keepalived_auth_pass: longer than 8 characters" in text
@@ -420,7 +453,7 @@ def test_db_root_password_no_longer_required():
     _accepted({"moodle_ha:secrets:db_root_password": DELETE})
 
 
-@pytest.mark.parametrize("secret", SECRETS + ("backup_encryption_key",))
+@pytest.mark.parametrize("secret", SECRETS + ("backup_encryption_key", VALIDATION.VRRP2_SECRET))
 def test_control_character_in_a_secret_rejected_naming_it(secret):
     value = "Ab\x7f1\x01" if secret == "keepalived_auth_pass" else "A-long-secret\x7f\x01-1"
     text = _error({f"moodle_ha:secrets:{secret}": value})
