@@ -46,7 +46,7 @@ test-garbd: venv
 	  test/integration/test_scale.py
 
 ## A whole app node (moodle4) and an arbitrator (arb1) added to the default lab and taken out
-## again under load (test_scale_app_node.py; out of `make test` while it still fails).
+## again under load (test_scale_app_node.py, ~12 min; out of `make test` for CI's time budget).
 test-scale: venv
 	@MOODLE_HA_LAB_SCALE=1 $(VENV)/bin/pytest -m lab -rP test/integration/test_scale_app_node.py
 
