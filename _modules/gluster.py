@@ -9,6 +9,7 @@ gluster's ``opErrstr``.
 """
 
 import logging
+import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
@@ -490,6 +491,42 @@ def volume_heal(name, full=False):
     # gluster 10.3 answers "heal ... full" in plain text even with --xml.
     _run_text(*args)
     return True
+
+
+def brick_pid(name, brick, proc="/proc"):
+    """
+    The PID of the ``glusterfsd`` process serving ``brick`` (``host:/path``) of volume
+    ``name`` on this host, or None when none runs. Read from the process table, not from
+    glusterd: ``volume status`` is a cluster-wide transaction that blocks while any peer is
+    cut off, this answer is local.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.brick_pid moodledata 172.30.77.11:/srv/gluster/moodledata
+    """
+    host, _, path = brick.rpartition(":")
+    if not host or not path.startswith("/"):
+        raise CommandExecutionError(f"gluster: {brick!r} is not host:/absolute/path")
+    volfile_id = f"{name}.{host}.{path.strip('/').replace('/', '-')}"
+    try:
+        entries = os.listdir(proc)
+    except OSError as exc:
+        raise CommandExecutionError(f"gluster: cannot read {proc}: {exc}") from exc
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as fh:
+                argv = fh.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if (argv and os.path.basename(argv[0]) == "glusterfsd"
+                and "--volfile-id" in argv[:-1]
+                and argv[argv.index("--volfile-id") + 1] == volfile_id):
+            return int(entry)
+    return None
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -19,8 +19,9 @@ GlusterFS trusted pool and volumes, built on the ``gluster`` execution module.
 
 Bricks are only ever added by ``volume_present``: a volume holding bricks the pillar does
 not list, or a lower replica count than the volume's, fails the state and is left as it is.
-``bricks_removed`` takes out the bricks of hosts that leave the cluster (explicitly
-confirmed in pillar), once every remaining replica holds every file.
+``brick_running`` starts this host's brick process when it is down (``volume start
+force``, which touches no data). ``bricks_removed`` takes out the bricks of hosts that leave
+the cluster (explicitly confirmed in pillar), once every remaining replica holds every file.
 """
 
 import socket
@@ -306,6 +307,67 @@ def volume_started(name):
         return ret
     ret.update(changes=changes, comment=f"Volume {name} started")
     return ret
+
+
+def brick_running(name, brick, timeout=60, interval=2):
+    """
+    Ensure this host's brick ``brick`` (``host:/path``) of the started volume ``name`` has its
+    ``glusterfsd`` process.
+
+    glusterd starts a host's bricks when it boots, but a brick can stay down: its process
+    crashed or was killed, or glusterd came up without server quorum and did not start it
+    once quorum returned (seen after a power loss of every gluster host). ``gluster volume
+    start NAME force`` starts the missing brick processes of a started volume and touches
+    nothing else (no data, no running brick); the state then waits up to ``timeout`` seconds
+    for the process. The check is local (the process table): a volume not created or not
+    started yet, or not holding this brick, is left to ``volume_present``/``volume_started``.
+
+    .. code-block:: yaml
+
+        moodledata:
+          gluster.brick_running:
+            - brick: 172.30.77.11:/srv/gluster/moodledata
+    """
+    ret = _ret(name)
+    try:
+        vol = _volume(name)
+        if vol is None or vol["status"] != "Started" or brick not in vol["bricks"]:
+            what = ("does not exist" if vol is None else
+                    f"is {vol['status']}" if vol["status"] != "Started" else
+                    f"has no brick {brick}")
+            ret["comment"] = f"Volume {name} {what}: no brick process to check"
+            return ret
+        pid = __salt__["gluster.brick_pid"](name, brick)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if pid:
+        ret["comment"] = f"Volume {name}: brick {brick} runs (pid {pid})"
+        return ret
+    changes = {"started": brick}
+    if __opts__["test"]:
+        ret.update(result=None, changes=changes,
+                   comment=f"Volume {name}: brick {brick} is down and would be started")
+        return ret
+    try:
+        __salt__["gluster.volume_start"](name, force=True)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"Volume {name}: brick {brick} is down; start force"
+                                         f" failed: {exc}")
+        return ret
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = __salt__["gluster.brick_pid"](name, brick)
+        if pid:
+            ret.update(changes=changes,
+                       comment=f"Volume {name}: brick {brick} was down, started (pid {pid})")
+            return ret
+        if time.monotonic() >= deadline:
+            ret.update(result=False,
+                       comment=f"Volume {name}: brick {brick} still down {timeout} s after"
+                               " start force (see /var/log/glusterfs/bricks/)")
+            return ret
+        time.sleep(interval)
 
 
 def volume_options(name, options):

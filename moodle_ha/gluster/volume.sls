@@ -3,7 +3,7 @@
 {#- The replicated volume, driven from the first gluster node: created once with one brick per
     gluster node, grown with add-brick when the pillar gains nodes, shrunk only by the bricks
     of hosts marked decommission and named in gluster:remove_bricks (any other brick the
-    pillar lacks fails the state), options set, then started. #}
+    pillar lacks fails the state), options set, then started; on every gluster node its brick process is kept running. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/gluster/nodes.jinja" import gluster_nodes, addr with context %}
@@ -85,4 +85,24 @@ moodle_ha-gluster-volume-started:
     - name: {{ g.volume }}
     - require:
       - gluster: moodle_ha-gluster-volume-options-set
+
+{%- endif %}
+
+{#- Every gluster node: its brick process, left down (killed, crashed, or not restarted by
+    glusterd after every gluster host lost power), is started again with volume start force
+    (no data touched). Checked in the local process table; a volume not started yet is left to
+    the states above. #}
+{%- set me = moodle_ha.nodes.self %}
+{%- if me and me.name in gluster_nodes | map(attribute="name") | list %}
+
+moodle_ha-gluster-volume-brick-running:
+  gluster.brick_running:
+    - name: {{ g.volume }}
+    - brick: {{ addr(me) ~ ":" ~ g.brick_root ~ "/" ~ g.volume }}
+    - timeout: 60
+    - require:
+      - file: moodle_ha-gluster-brick-directory-managed
+{%-   if me.name == gluster_nodes[0].name %}
+      - gluster: moodle_ha-gluster-volume-started
+{%-   endif %}
 {%- endif %}

@@ -747,3 +747,108 @@ def test_bricks_removed_refuses_to_remove_every_brick(make_state):
     ret = state.bricks_removed("moodledata", BRICKS)
     assert ret["result"] is False and "would leave no brick" in ret["comment"]
     assert cli.ran("volume remove-brick") == []
+
+
+
+# ----------------------------------------------------------- module and state: brick process
+
+VOLFILE_ID = "moodledata.172.30.77.13.srv-gluster-moodledata"
+# The argv of moodle3's brick process, as glusterd 11.1 started it in the lab.
+BRICK_ARGV = ["/usr/sbin/glusterfsd", "-s", "172.30.77.13", "--volfile-id", VOLFILE_ID, "-p",
+              "/var/run/gluster/vols/moodledata/172.30.77.13-srv-gluster-moodledata.pid",
+              "-S", "/var/run/gluster/bbb4388d83691b88.socket", "--brick-name", BRICK,
+              "-l", "/var/log/glusterfs/bricks/srv-gluster-moodledata.log"]
+SHD_ARGV = ["/usr/sbin/glusterfs", "-s", "localhost", "--volfile-id", "shd/moodledata"]
+
+
+def fake_proc(root, processes):
+    for pid, argv in processes.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (root / "self").mkdir(exist_ok=True)
+    return str(root)
+
+
+def test_brick_pid_finds_the_glusterfsd_of_that_brick_only(mod, tmp_path):
+    proc = fake_proc(tmp_path, {2664: BRICK_ARGV, 2700: SHD_ARGV})
+    assert mod.brick_pid("moodledata", BRICKS[2], proc=proc) == 2664
+    assert mod.brick_pid("moodledata", BRICKS[1], proc=proc) is None
+    assert mod.brick_pid("scratch", BRICKS[2], proc=proc) is None
+
+
+def test_brick_pid_is_none_without_a_brick_process(mod, tmp_path):
+    assert mod.brick_pid("moodledata", BRICKS[2], proc=fake_proc(tmp_path, {2700: SHD_ARGV})) \
+        is None
+
+
+def test_brick_pid_refuses_a_brick_without_host_and_absolute_path(mod):
+    with pytest.raises(CommandExecutionError, match="not host:/absolute/path"):
+        mod.brick_pid("moodledata", "moodledata")
+
+
+START_FORCE = "volume start moodledata force"
+
+
+@pytest.fixture
+def brick_state(make_state, mod):
+    """The state on moodle3 with brick_pid answering from a list of PIDs in turn."""
+
+    def build(pids, answers=None, test=False):
+        state, cli = make_state({"volume info": xml("volume_info-moodledata-started"),
+                                 START_FORCE: xml("volume_start-force-brick-down"),
+                                 **(answers or {})},
+                                test=test, minion=("moodle3", "172.30.77.13"))
+        queue = list(pids)
+        state.__salt__["gluster.brick_pid"] = (
+            lambda name, brick: queue.pop(0) if len(queue) > 1 else queue[0])
+        return state, cli
+
+    return build
+
+
+def test_brick_running_is_a_noop_while_the_brick_process_runs(brick_state):
+    state, cli = brick_state([2664])
+    ret = state.brick_running("moodledata", BRICKS[2])
+    assert ret["result"] is True and ret["changes"] == {}, ret
+    assert ret["comment"] == f"Volume moodledata: brick {BRICKS[2]} runs (pid 2664)"
+    assert cli.ran("volume start") == []
+
+
+def test_brick_running_starts_a_dead_brick_with_start_force_and_waits_for_it(brick_state,
+                                                                              clock):
+    state, cli = brick_state([None, None, None, 3100])
+    ret = state.brick_running("moodledata", BRICKS[2], timeout=30, interval=2)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"started": BRICKS[2]}
+    assert ret["comment"] == f"Volume moodledata: brick {BRICKS[2]} was down, started (pid 3100)"
+    assert cli.ran("volume start") == [START_FORCE]
+
+
+def test_brick_running_fails_when_the_brick_stays_down(brick_state, clock):
+    state, cli = brick_state([None])
+    ret = state.brick_running("moodledata", BRICKS[2], timeout=10, interval=2)
+    assert ret["result"] is False
+    assert ret["comment"].startswith(
+        f"Volume moodledata: brick {BRICKS[2]} still down 10 s after start force")
+    assert cli.ran("volume start") == [START_FORCE]
+
+
+def test_brick_running_in_test_mode_reports_and_starts_nothing(brick_state):
+    state, cli = brick_state([None], test=True)
+    ret = state.brick_running("moodledata", BRICKS[2])
+    assert ret["result"] is None and ret["changes"] == {"started": BRICKS[2]}
+    assert cli.ran("volume start") == []
+
+
+@pytest.mark.parametrize("info, comment", [
+    ("volume_info-none", "Volume moodledata does not exist"),
+    ("volume_info-scratch-created", None),
+])
+def test_brick_running_leaves_an_absent_or_unstarted_volume_alone(brick_state, info, comment):
+    state, cli = brick_state([None], answers={"volume info": xml(info)})
+    name = "moodledata" if comment else "scratch"
+    ret = state.brick_running(name, BRICKS[2].replace("moodledata", name))
+    assert ret["result"] is True and ret["changes"] == {}, ret
+    assert ret["comment"] == (comment or "Volume scratch is Created") + \
+        ": no brick process to check"
+    assert cli.ran("volume start") == []
