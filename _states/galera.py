@@ -422,6 +422,16 @@ def _left_member(local):
                 and __salt__["galera.outside_primary"](local))
 
 
+def _replan(m, live, schemas):
+    """Read the local state again and plan; the peers are asked again only when it says so."""
+    local = _local_state(m)
+    plan = _plan(m, local)
+    if plan["action"] == "probe":
+        live = _live(m)
+        plan = _plan(m, local, live, schemas=schemas)
+    return local, live, plan
+
+
 def _regroup(m, local, live, plan, schemas):
     """While no node is Primary and this one is a member left non-Primary, ask again for
     ``REGROUP_WAIT`` seconds: Galera may re-form the Primary component itself."""
@@ -429,11 +439,7 @@ def _regroup(m, local, live, plan, schemas):
     while (plan["action"] == "gather" and _left_member(local) and not __opts__["test"]
            and time.monotonic() < deadline):
         time.sleep(POLL)
-        local = _local_state(m)
-        plan = _plan(m, local)
-        if plan["action"] == "probe":
-            live = _live(m)
-            plan = _plan(m, local, live, schemas=schemas)
+        local, live, plan = _replan(m, live, schemas)
     if plan["action"] == "gather" and _left_member(local) and not __opts__["test"]:
         log.warning("galera: %s and every peer stayed non-Primary for %.0f s: the positions"
                     " decide", m.name, REGROUP_WAIT)
@@ -456,11 +462,7 @@ def _probe(m, local, schemas):
                 f" `journalctl -u {m.service}` and SHOW PROCESSLIST; if it is hung, stop it"
                 " yourself, then apply again")
         time.sleep(POLL)
-        local = _local_state(m)
-        plan = _plan(m, local)
-        if plan["action"] == "probe":
-            live = _live(m)
-            plan = _plan(m, local, live, schemas=schemas)
+        local, live, plan = _replan(m, live, schemas)
     return local, live, plan
 
 

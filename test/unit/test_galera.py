@@ -35,6 +35,17 @@ def data(stem):
     return found[0].read_text()
 
 
+def _recorded_query(rows):
+    """galera.query stand-in for a running server: wsrep on, writable, SHOW STATUS ``rows``."""
+
+    def query(sql, socket_path=None, timeout=10):
+        if "VARIABLES" in sql:
+            return [["wsrep_on", "ON"], ["read_only", "OFF"]]
+        return [line.split("\t") for line in rows.splitlines() if line]
+
+    return query
+
+
 def pos(seqno, uuid=UUID, safe=False, **extra):
     rec = {"time": 0, "running": False, "primary": False, "synced": False, "uuid": uuid,
            "seqno": seqno, "safe_to_bootstrap": safe, "source": "grastate"}
@@ -570,13 +581,7 @@ def test_position_of_a_running_member_comes_from_its_status(mod, monkeypatch):
     monkeypatch.setattr(mod, "_server_pids", lambda: [42])
     monkeypatch.setattr(mod, "grastate", lambda datadir: None)
     rows = data("show-status-wsrep-synced")
-
-    def query(sql, socket_path=None, timeout=10):
-        if "VARIABLES" in sql:
-            return [["wsrep_on", "ON"], ["read_only", "OFF"]]
-        return [line.split("\t") for line in rows.splitlines() if line]
-
-    monkeypatch.setattr(mod, "query", query)
+    monkeypatch.setattr(mod, "query", _recorded_query(rows))
     rec = mod.position()
     st = mod.parse_rows(rows)
     assert rec["source"] == "status" and rec["primary"] and rec["synced"]
@@ -1495,13 +1500,7 @@ def test_member_left_fails_when_the_server_outlives_the_stop(leaving):
 def test_local_state_reads_the_view_counter_from_the_recorded_status(mod, monkeypatch):
     monkeypatch.setattr(mod, "_server_pids", lambda: [42])
     rows = data("show-status-wsrep-synced")
-
-    def query(sql, socket_path=None, timeout=10):
-        if "VARIABLES" in sql:
-            return [["wsrep_on", "ON"], ["read_only", "OFF"]]
-        return [line.split("\t") for line in rows.splitlines() if line]
-
-    monkeypatch.setattr(mod, "query", query)
+    monkeypatch.setattr(mod, "query", _recorded_query(rows))
     st = mod.local_state()
     assert st["conf_id"] == int(mod.parse_rows(rows)["wsrep_cluster_conf_id"]) == 3
     assert mod.synced(st)
