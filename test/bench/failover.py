@@ -5,6 +5,7 @@ Failover figures of a running moodle_ha lab: prints measurements, asserts nothin
     .venv/bin/python test/bench/failover.py                  # every VIP fault once, then writer
     .venv/bin/python test/bench/failover.py vip --fault haproxy-stop --rounds 3
     .venv/bin/python test/bench/failover.py writer --fault kill
+    .venv/bin/python test/bench/failover.py app --fault cut --target writer
 
 VIP faults, injected on the load balancer that holds the VIP:
   haproxy-stop    `systemctl stop haproxy` (keepalived's check puts the instance in FAULT)
@@ -18,6 +19,13 @@ where it is (nopreempt: a recovered host does not take it back).
 Writer fault: the Galera node serving VIP:<writer_port> is killed (or its MariaDB stopped); a
 pymysql client runs `SELECT @@hostname` in a loop (new connection after an error) with the
 Moodle DB user of the lab pillar; the figure is the time until a query answers from another node.
+
+App host faults, under a steady client (GET / through the VIP every --interval seconds, one
+request at a time, 5 s timeout): the host that serves VIP:<writer_port> (`--target writer`) or
+another app host (`--target other`, the default) is killed (`lab.py kill`) or silently cut
+(`lab.py cut`: its link drops every packet). Figures: failed requests, the longest time without
+a successful answer, and the time from the fault until 3 s of successes in a row; then the host
+is started/healed and the probe waits for the Galera cluster to be whole again.
 
 Every loop is bounded by a count and a time limit. The lab lock (/tmp/moodle_ha-lab.lock) is
 held for the whole run so no state run changes the hosts under the probe.
@@ -43,6 +51,8 @@ LAB = [sys.executable, str(testkit.LAB_PY)]
 LOCK = "/tmp/moodle_ha-lab.lock"
 VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
+APP_FAULTS = ("kill", "cut")
+STEADY = 3.0  # seconds of successes in a row that count as steady again
 
 
 def figure(name: str, value: str) -> None:
@@ -299,6 +309,87 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
     return [seconds] if answered else []
 
 
+def app_victim(conf: dict, target: str) -> str | None:
+    """The app host (galera + web) serving the writer port, or another one."""
+    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    name, conn = query_host(conf, port, None)
+    if conn is not None:
+        conn.close()
+    apps = [h for h in hosts_with_role(conf, "galera") if h in hosts_with_role(conf, "web")]
+    writer = name.split(".")[0] if name else None
+    if target == "writer":
+        return writer if writer in apps else None
+    others = [h for h in apps if h != writer]
+    return others[-1] if others else None
+
+
+def steady_client(vip: str, interval: float, stop, log: list) -> None:
+    """GET / through the VIP every ``interval`` s; (start, end, ok) per request into ``log``."""
+    while not stop.is_set():
+        t0 = time.monotonic()
+        try:
+            status, _ = testkit.http_get(testkit.site_url("/"), host_header=vip, timeout=5)
+        except OSError:
+            status = None
+        log.append((t0, time.monotonic(), status == 200))
+        time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+
+
+def stall_figures(log: list, fault_at: float) -> tuple[int, int, float, float | None]:
+    """(requests, failed, longest time without a success, time to steady) after the fault."""
+    after = [r for r in log if r[1] >= fault_at]
+    failed = sum(1 for r in after if not r[2])
+    successes = [fault_at] + [end for _, end, ok in after if ok]
+    gaps = [b - a for a, b in zip(successes, successes[1:], strict=False)]
+    if after:
+        gaps.append(after[-1][1] - successes[-1])
+    steady = None
+    run_start = None
+    for start, end, ok in after:
+        if not ok:
+            run_start = None
+            continue
+        run_start = start if run_start is None else run_start
+        if end - run_start >= STEADY:
+            steady = max(0.0, run_start - fault_at)
+            break
+    return len(after), failed, max(gaps, default=0.0), steady
+
+
+def run_app(conf: dict, fault: str, target: str, interval: float, limit: float) -> list[float]:
+    import threading
+
+    victim = app_victim(conf, target)
+    if victim is None:
+        figure(f"app {fault} ({target})", "no such app host (galera + web) answers: skipped")
+        return []
+    vip = conf["topology"]["vip"]
+    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    log: list = []
+    stop = threading.Event()
+    client = threading.Thread(target=steady_client, args=(vip, interval, stop, log),
+                              daemon=True)
+    client.start()
+    time.sleep(STEADY)
+    fault_at = time.monotonic()
+    lab("kill" if fault == "kill" else "cut", victim, timeout=60)
+    testkit.until(lambda: stall_figures(log, fault_at)[3] is not None
+                  and time.monotonic() - fault_at > 10, limit, interval=0.5)
+    stop.set()
+    client.join(10)
+    requests, failed, stall, steady = stall_figures(log, fault_at)
+    name = f"app {fault} ({target}: {victim})"
+    figure(name, f"{failed} of {requests} requests failed, longest {stall:.2f} s without a"
+           f" success, steady after " + (f"{steady:.2f} s" if steady is not None else
+                                          f"> {limit:.0f} s"))
+    t0 = time.monotonic()
+    lab("start" if fault == "kill" else "heal", victim, timeout=400)
+    size = wait_cluster_size(conf, port, len(hosts_with_role(conf, "galera")),
+                             limit=max(limit, 180))
+    figure(f"  {victim} back", f"cluster size {size} after {time.monotonic() - t0:.1f} s")
+    return [stall]
+
+
 def cluster_size(conf: dict, port: int) -> int | None:
     """wsrep_cluster_size through the writer port (None when it does not answer)."""
     conn = None
@@ -333,9 +424,14 @@ def summary(name: str, values: list[float]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", choices=("all", "vip", "writer"), default="all")
+    parser.add_argument("what", nargs="?", choices=("all", "vip", "writer", "app"),
+                        default="all")
     parser.add_argument("--fault", help=f"vip: {', '.join(VIP_FAULTS)}; writer:"
-                        f" {', '.join(WRITER_FAULTS)} (default: every vip fault, writer kill)")
+                        f" {', '.join(WRITER_FAULTS)}; app: {', '.join(APP_FAULTS)} (default:"
+                        " every vip fault, writer kill, every app fault)")
+    parser.add_argument("--target", choices=("other", "writer", "both"), default=None,
+                        help="app faults: the writer's host, another app host (default: both"
+                        " with `all`, other with `app`)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--interval", type=float, default=0.1, help="probe period, seconds")
     parser.add_argument("--limit", type=float, default=30.0, help="give up after, seconds")
@@ -365,6 +461,18 @@ def main() -> int:
             for _ in range(args.rounds):
                 values += run_writer(conf, fault, args.interval, args.limit)
             summary(f"writer {fault}", values)
+        if args.what in ("all", "app"):
+            faults = [args.fault] if args.fault and args.what == "app" else APP_FAULTS
+            target = args.target or ("both" if args.what == "all" else "other")
+            targets = ("other", "writer") if target == "both" else (target,)
+            for fault in faults:
+                if fault not in APP_FAULTS:
+                    parser.error(f"unknown app fault {fault}")
+                for which in targets:
+                    values = []
+                    for _ in range(args.rounds):
+                        values += run_app(conf, fault, which, args.interval, args.limit)
+                    summary(f"app {fault} ({which})", values)
     return 0
 
 
