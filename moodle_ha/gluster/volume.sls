@@ -3,10 +3,11 @@
 {#- The replicated volume, driven from the first gluster node: created once with one brick per
     gluster node, grown with add-brick when the pillar gains nodes, shrunk only by the bricks
     of hosts marked decommission and named in gluster:remove_bricks (any other brick the
-    pillar lacks fails the state), options set, then started; on every gluster node its brick process is kept running. #}
+    pillar lacks fails the state), options set, then started; on every gluster node its
+    brick process is kept running. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
-{%- from tplroot ~ "/gluster/nodes.jinja" import gluster_nodes, addr with context %}
+{%- from tplroot ~ "/gluster/nodes.jinja" import gluster_nodes, addr, brick with context %}
 {%- set g = moodle_ha.gluster %}
 
 include:
@@ -17,7 +18,7 @@ include:
       and moodle_ha.nodes.self.name == gluster_nodes[0].name %}
 {%-   set bricks = [] %}
 {%-   for node in gluster_nodes %}
-{%-     do bricks.append(addr(node) ~ ":" ~ g.brick_root ~ "/" ~ g.volume) %}
+{%-     do bricks.append(brick(node)) %}
 {%-   endfor %}
 
 {%-   set leaving = moodle_ha.nodes.leaving.get("gluster", []) %}
@@ -32,7 +33,7 @@ moodle_ha-gluster-volume-bricks-removed:
     - name: {{ g.volume }}
     - bricks:
 {%-     for node in leaving %}
-      - {{ addr(node) ~ ":" ~ g.brick_root ~ "/" ~ g.volume }}
+      - {{ brick(node) }}
 {%-     endfor %}
     - detach:
 {%-     for node in leaving %}
@@ -98,7 +99,7 @@ moodle_ha-gluster-volume-started:
 moodle_ha-gluster-volume-brick-running:
   gluster.brick_running:
     - name: {{ g.volume }}
-    - brick: {{ addr(me) ~ ":" ~ g.brick_root ~ "/" ~ g.volume }}
+    - brick: {{ brick(me) }}
     - timeout: 60
     - require:
       - file: moodle_ha-gluster-brick-directory-managed

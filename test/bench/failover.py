@@ -40,6 +40,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def lab(*args: str, timeout: float = 300, check: bool = True) -> str:
 
 def in_host(host: str, *cmd: str, check: bool = True) -> str:
     return lab("exec", host, "--", *cmd, timeout=60, check=check)
+
+
+def writer_port(conf: dict) -> int:
+    return int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
 
 
 def hosts_with_role(conf: dict, role: str) -> list[str]:
@@ -262,7 +267,7 @@ def query_host(conf: dict, port: int, conn):
 
 
 def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[float]:
-    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    port = writer_port(conf)
     name, conn = query_host(conf, port, None)
     if name is None:
         figure("writer", f"VIP:{port} does not answer SQL (galera layer not deployed?): skipped")
@@ -311,7 +316,7 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
 
 def app_victim(conf: dict, target: str) -> str | None:
     """The app host (galera + web) serving the writer port, or another one."""
-    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    port = writer_port(conf)
     name, conn = query_host(conf, port, None)
     if conn is not None:
         conn.close()
@@ -357,14 +362,12 @@ def stall_figures(log: list, fault_at: float) -> tuple[int, int, float, float | 
 
 
 def run_app(conf: dict, fault: str, target: str, interval: float, limit: float) -> list[float]:
-    import threading
-
     victim = app_victim(conf, target)
     if victim is None:
         figure(f"app {fault} ({target})", "no such app host (galera + web) answers: skipped")
         return []
     vip = conf["topology"]["vip"]
-    port = int(conf.get("lb", {}).get("haproxy", {}).get("writer_port", 3307))
+    port = writer_port(conf)
     log: list = []
     stop = threading.Event()
     client = threading.Thread(target=steady_client, args=(vip, interval, stop, log),
