@@ -92,13 +92,19 @@ class _Site:
 
 
 def _install_with_maintenance(site):
-    """Install with the shared dataroot in CLI maintenance; keep maintenance on failure."""
+    """Install with the shared dataroot in CLI maintenance; keep maintenance on failure.
+
+    A flag that an earlier failed install of this state left (its page, byte for byte) is
+    this state's too, and goes once an install succeeds; any other flag (an administrator's
+    maintenance) stays."""
     flag = site.maintenance_flag
     placed = False
     if flag and not __salt__["file.file_exists"](flag):
         __salt__["file.write"](flag, MAINTENANCE_PAGE)
         __salt__["file.chown"](flag, site.runas, site.runas)
         placed = True
+    elif flag:
+        placed = __salt__["file.read"](flag) == MAINTENANCE_PAGE
     __salt__["moodle.install"](site.dirroot, **site.install)
     if placed:
         __salt__["file.remove"](flag)

@@ -106,6 +106,7 @@ class FakeFiles:
             "file.write": self.write,
             "file.chown": lambda path, user, group: self.owners.update({path: (user, group)}),
             "file.remove": lambda path: self.files.pop(path, None) is not None,
+            "file.read": lambda path: self.files[path],
         }
 
     def write(self, path, *lines):
@@ -411,6 +412,18 @@ def test_installed_keeps_an_existing_maintenance_flag(mod):
     ret = _installed(_state(mod, php, files))
     assert ret["result"] is True
     assert flag in files.files
+
+
+def test_installed_retry_removes_the_flag_its_failed_install_left(mod):
+    # Seen in the lab: an install failed on a plugin dependency, the flag stayed (by design),
+    # the fixed archive then installed, and the site answered 503 until the flag went by hand.
+    flag = "/var/moodledata/climaintenance.html"
+    php, files = FakePhp(mod), FakeFiles()
+    state = _state(mod, php, files)
+    files.files[flag] = state.MAINTENANCE_PAGE
+    ret = _installed(state)
+    assert ret["result"] is True, ret["comment"]
+    assert flag not in files.files
 
 
 def test_installed_failed_install_keeps_maintenance_and_hides_password(mod):
