@@ -75,6 +75,72 @@ unset($moodlehapass);
 require $moodlehascript;
 """
 
+# Moodle's cache configuration (MUC) brought to what Salt wants, through Moodle's own writer
+# API. argv: [-, <dirroot>]; stdin: {"stores": {name: {"plugin", "configuration"}},
+# "local_store": name|null, "definitions": {id: [store, ...]}, "test": bool}. Mapping rule, for
+# every definition Moodle knows: an explicit entry of "definitions"; else the local store for an
+# application-mode definition that Moodle marks canuselocalstore; else none (the mode's
+# default store). Prints {"stores": {name: "added"|"changed"}, "mappings": {id: {"old", "new"}}}
+# (what changed, or would with "test"); a Moodle exception exits 2 with its message on stderr.
+_CACHE_CONFIG_PHP = r"""
+$moodlehawant = json_decode(file_get_contents('php://stdin'), true);
+if (!is_array($moodlehawant)) { fwrite(STDERR, "bad input\n"); exit(2); }
+define('CLI_SCRIPT', true);
+require $argv[1] . '/config.php';
+try {
+    if (class_exists('\\core_cache\\config_writer')) {
+        $writer = \core_cache\config_writer::instance();
+    } else {
+        require_once($CFG->dirroot . '/cache/locallib.php');
+        $writer = \cache_config_writer::instance();
+    }
+    $dry = !empty($moodlehawant['test']);
+    $out = ['stores' => new stdClass(), 'mappings' => new stdClass()];
+    $have = $writer->get_all_stores();
+    foreach ($moodlehawant['stores'] as $name => $store) {
+        if (!isset($have[$name])) {
+            $out['stores']->$name = 'added';
+            if (!$dry) {
+                $writer->add_store_instance($name, $store['plugin'], $store['configuration']);
+            }
+        } else if ($have[$name]['plugin'] !== $store['plugin']
+                || $have[$name]['configuration'] != $store['configuration']) {
+            $out['stores']->$name = 'changed';
+            if (!$dry) {
+                $writer->edit_store_instance($name, $store['plugin'], $store['configuration']);
+            }
+        }
+    }
+    $current = [];
+    foreach ($writer->get_definition_mappings() as $m) {
+        $current[$m['definition']][(int)$m['sort']] = $m['store'];
+    }
+    $local = $moodlehawant['local_store'] ?? null;
+    $explicit = $moodlehawant['definitions'] ?? [];
+    foreach ($writer->get_definitions() as $id => $definition) {
+        if (isset($explicit[$id])) {
+            $target = array_values($explicit[$id]);
+        } else if ($local !== null && !empty($definition['canuselocalstore'])
+                && (int)$definition['mode'] === 1) {
+            $target = [$local];
+        } else {
+            $target = [];
+        }
+        $old = $current[$id] ?? [];
+        krsort($old);
+        $old = array_values($old);
+        if ($old !== $target) {
+            $out['mappings']->$id = ['old' => $old, 'new' => $target];
+            if (!$dry) { $writer->set_definition_mappings($id, $target); }
+        }
+    }
+} catch (\Throwable $e) {
+    fwrite(STDERR, get_class($e) . ': ' . $e->getMessage() . "\n");
+    exit(2);
+}
+echo json_encode($out), "\n";
+"""
+
 
 def __virtual__():
     if _php_default() is None:
@@ -482,3 +548,47 @@ def release_plan(found, current, keep):
         if name not in kept:
             kept.append(name)
     return kept, [name for name in names if name not in kept]
+
+
+def cache_config(dirroot, stores=None, local_store=None, definitions=None, test=False,
+                 runas="www-data", php=None):
+    """
+    Bring Moodle's cache configuration on this node to the given stores and mappings, through
+    Moodle's cache configuration writer (``\\core_cache\\config_writer``): add or change the
+    store instances, map every definition (``definitions``: explicit ``{id: [store, ...]}``;
+    else ``local_store`` for the application-mode definitions Moodle marks
+    ``canuselocalstore``; else the mode's default). Store instances not named are left alone.
+    Returns what changed (``test=True``: what would), as ``{"stores": {name: "added"|"changed"},
+    "mappings": {id: {"old": [...], "new": [...]}}}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle.cache_config /var/www/moodle local_store=moodle_ha_local \\
+            stores='{"moodle_ha_local": {"plugin": "file",
+                     "configuration": {"path": "/var/cache/m"}}}'
+    """
+    want = {"stores": stores or {}, "local_store": local_store,
+            "definitions": definitions or {}, "test": bool(test)}
+    ret = __salt__["cmd.run_all"](
+        [_php(php), "-r", _CACHE_CONFIG_PHP, dirroot],
+        runas=runas,
+        cwd=dirroot,
+        python_shell=False,
+        stdin=json.dumps(want),
+        ignore_retcode=True,
+        timeout=300,
+    )
+    if ret["retcode"] != 0:
+        raise CommandExecutionError(
+            "Moodle's cache configuration writer failed"
+            f" ({ret['retcode']}): {_tail(ret.get('stderr')) or _tail(ret.get('stdout'))}"
+        )
+    try:
+        out = json.loads(ret["stdout"].strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise CommandExecutionError(
+            f"Moodle's cache configuration writer printed no JSON: {_tail(ret.get('stdout'))}"
+        ) from None
+    return {"stores": dict(out.get("stores") or {}), "mappings": dict(out.get("mappings") or {})}

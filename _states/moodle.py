@@ -323,3 +323,47 @@ def releases_pruned(name, dirroot, keep=2):
     ret["result"] = True
     ret["comment"] = f"Removed {len(removed)} old release(s); kept {', '.join(kept)}"
     return ret
+
+
+def cache_configured(name, stores=None, local_store=None, definitions=None, runas="www-data",
+                     php=None):
+    """
+    Moodle's cache configuration on this node as given (see ``moodle.cache_config``): the
+    store instances exist with this configuration, and every cache definition is mapped as
+    asked (``local_store`` for what Moodle marks safe for a node-local store). Meant for a
+    node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it.
+
+    .. code-block:: yaml
+
+        moodle-caches:
+          moodle.cache_configured:
+            - name: /var/www/moodle
+            - local_store: moodle_ha_local
+            - stores:
+                moodle_ha_local:
+                  plugin: file
+                  configuration: {path: /var/cache/moodle_ha/muc-local, autocreate: true}
+    """
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    try:
+        changes = __salt__["moodle.cache_config"](
+            name, stores=stores, local_store=local_store, definitions=definitions,
+            test=__opts__["test"], runas=runas, php=php)
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    changes = {k: v for k, v in changes.items() if v}
+    if not changes:
+        ret["result"] = True
+        ret["comment"] = "Moodle's cache stores and mappings are as configured"
+        return ret
+    ret["changes"] = changes
+    what = (f"{len(changes.get('stores', {}))} store(s),"
+            f" {len(changes.get('mappings', {}))} definition mapping(s)")
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{what} would be set"
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"{what} set"
+    return ret

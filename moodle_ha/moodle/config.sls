@@ -6,13 +6,14 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
-{%- from tpldir ~ "/release.jinja" import code_dir with context %}
+{%- from tpldir ~ "/release.jinja" import source, release_id, code_dir with context %}
 {%- set m = moodle_ha.moodle %}
 {%- set web = moodle_ha.web %}
 {%- set health = moodle_ha.lb.haproxy.web_check_path.lstrip("/") %}
 
 include:
   - {{ tplroot }}.web
+  - {{ tplroot }}.gluster.client
   - .code
 
 moodle_ha-moodle-localcachedir-dir-managed:
@@ -24,6 +25,38 @@ moodle_ha-moodle-localcachedir-dir-managed:
     - makedirs: true
     - require:
       - pkg: moodle_ha-web-package-installed
+
+{#- Node-local homes of Moodle's cache configuration and local file store (the web user
+    writes both), and of the component maps (root only). #}
+{%- set cache_dirs = [("cache-config", m.cache.config_dir, web.user, "2770"),
+                      ("cache-local-store", m.cache.local_store_dir, web.user, "2770"),
+                      ("component-cache", m.cache.component_cache_dir, "root", "0755")] %}
+{#- Their parents are root's (makedirs would give them the web user: it could then swap the
+    component map's directory). #}
+{%- set parents = [] %}
+{%- for id, dir, owner, mode in cache_dirs %}
+{%-   do parents.append(salt["file.dirname"](dir)) if salt["file.dirname"](dir) not in parents %}
+{%- endfor %}
+
+moodle_ha-moodle-cache-parent-dirs-managed:
+  file.directory:
+    - names: {{ parents | json }}
+    - user: root
+    - group: root
+    - mode: '0755'
+    - makedirs: true
+{%- for id, dir, owner, mode in cache_dirs %}
+
+moodle_ha-moodle-{{ id }}-dir-managed:
+  file.directory:
+    - name: {{ dir }}
+    - user: {{ owner }}
+    - group: {{ web.group if owner != "root" else "root" }}
+    - mode: '{{ mode }}'
+    - require:
+      - pkg: moodle_ha-web-package-installed
+      - file: moodle_ha-moodle-cache-parent-dirs-managed
+{%- endfor %}
 
 moodle_ha-moodle-config-file-managed:
   file.managed:
@@ -74,3 +107,42 @@ moodle_ha-moodle-health-page-legacy-managed:
     - unless: test -d {{ code_dir }}/public
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
+
+{#- This release's component map ($CFG->alternative_component_cache), built from the code by
+    Moodle's own CLI before dirroot points at the release (Moodle refuses to start without
+    it, and cannot write it: the directory is root's). A git branch updated in place is
+    built again. Moodle's CLI needs the shared dataroot mounted and writable, as any page. #}
+{%- set component_cache = m.cache.component_cache_dir ~ "/" ~ release_id ~ ".php" %}
+{%- set build = ["runuser -u " ~ web.user ~ " -- " ~ web.php_bin,
+                  code_dir ~ "/admin/cli/alternative_component_cache.php --print",
+                  "> " ~ component_cache ~ ".new",
+                  "&& test -s " ~ component_cache ~ ".new",
+                  "&& chmod 0644 " ~ component_cache ~ ".new",
+                  "&& mv -f " ~ component_cache ~ ".new " ~ component_cache] %}
+
+moodle_ha-moodle-component-cache-built:
+  cmd.run:
+    - name: >-
+        {{ build | join("\n        ") }}
+    - creates: {{ component_cache }}
+    - require:
+      - file: moodle_ha-moodle-config-file-managed
+      - file: moodle_ha-moodle-component-cache-dir-managed
+      - sls: {{ tplroot }}.gluster.client
+    # Before Apache reloads for the new config.php (which names this file).
+    - require_in:
+      - cmd: moodle_ha-moodle-code-release-activated
+      - service: moodle_ha-web-apache-service-running
+{%- if source.type != "archive" %}
+
+moodle_ha-moodle-component-cache-rebuilt:
+  cmd.run:
+    - name: >-
+        {{ build | join("\n        ") }}
+    - onchanges:
+      - git: moodle_ha-moodle-code-git-latest
+    - require:
+      - cmd: moodle_ha-moodle-component-cache-built
+    - require_in:
+      - cmd: moodle_ha-moodle-code-release-activated
+{%- endif %}

@@ -504,3 +504,85 @@ def test_installed_fails_without_touching_anything_when_database_unreachable(mod
     assert ret["result"] is False and ret["changes"] == {}
     assert "Access denied" in ret["comment"]
     assert php.scripts() == ["probe"]
+
+
+# --- Moodle's cache configuration ----------------------------------------------------------
+
+LOCAL_STORES = {"moodle_ha_local": {"plugin": "file",
+                                    "configuration": {"path": "/var/cache/moodle_ha/muc-local",
+                                                      "autocreate": True}}}
+
+
+class FakeCacheWriter:
+    """cmd.run_all stand-in for the cache configuration PHP: answers with recorded output."""
+
+    def __init__(self, mod, stdout="", stderr="", retcode=0):
+        self.mod, self.calls = mod, []
+        self.answer = {"retcode": retcode, "stdout": stdout, "stderr": stderr, "pid": 1}
+
+    def __call__(self, cmd, python_shell=None, **kwargs):
+        assert python_shell is False and cmd[1:3] == ["-r", self.mod._CACHE_CONFIG_PHP]
+        self.calls.append({"cmd": cmd, "want": json.loads(kwargs["stdin"]), **kwargs})
+        return self.answer
+
+
+def test_cache_config_sends_the_wanted_configuration_on_stdin_and_parses_moodles_answer(mod):
+    # Recorded on Moodle 5.1 in the lab: local_store null, test=True, the local store mapped
+    # before (every canuselocalstore definition would go back to the default store).
+    writer = FakeCacheWriter(mod, stdout=recorded("cache_config.unmap-test.moodle5.1.json"))
+    mod.__salt__ = {"cmd.run_all": writer}
+    out = mod.cache_config(DIRROOT, stores=LOCAL_STORES, local_store=None, test=True)
+    call = writer.calls[0]
+    assert call["cmd"][3] == DIRROOT and call["runas"] == "www-data"
+    assert call["want"] == {"stores": LOCAL_STORES, "local_store": None, "definitions": {},
+                            "test": True}
+    assert out["stores"] == {}
+    assert out["mappings"]["core/string"] == {"old": ["moodle_ha_local"], "new": []}
+    assert len(out["mappings"]) == 14
+
+
+def test_cache_config_failure_names_what_moodle_said(mod):
+    writer = FakeCacheWriter(mod, retcode=2,
+                             stderr=recorded("cache_config.invalid-plugin.moodle5.1.stderr"))
+    mod.__salt__ = {"cmd.run_all": writer}
+    with pytest.raises(CommandExecutionError, match="Invalid plugin name specified"):
+        mod.cache_config(DIRROOT, stores={"x": {"plugin": "nosuch", "configuration": {}}})
+
+
+def _cache_state(mod, answer, test=False):
+    state = load("_states/moodle.py", "moodle_state_cache_under_test")
+    state.__opts__ = {"test": test}
+    seen = []
+
+    def cache_config(name, **kwargs):
+        seen.append(kwargs)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    state.__salt__ = {"moodle.cache_config": cache_config}
+    return state, seen
+
+
+def test_cache_configured_reports_nothing_to_do_when_moodle_changed_nothing(mod):
+    state, seen = _cache_state(mod, {"stores": {}, "mappings": {}})
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES, local_store="moodle_ha_local")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert "as configured" in ret["comment"]
+    assert seen[0]["test"] is False and seen[0]["local_store"] == "moodle_ha_local"
+
+
+def test_cache_configured_in_test_mode_says_what_would_change(mod):
+    answer = json.loads(recorded("cache_config.unmap-test.moodle5.1.json"))
+    state, seen = _cache_state(mod, answer, test=True)
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES)
+    assert ret["result"] is None and seen[0]["test"] is True
+    assert ret["changes"] == {"mappings": answer["mappings"]}
+    assert ret["comment"] == "0 store(s), 14 definition mapping(s) would be set"
+
+
+def test_cache_configured_fails_with_moodles_message(mod):
+    state, _ = _cache_state(mod, CommandExecutionError("Moodle's cache configuration writer"
+                                                       " failed (2): Invalid plugin name"))
+    ret = state.cache_configured(DIRROOT, stores={"x": {"plugin": "nosuch"}})
+    assert ret["result"] is False and "Invalid plugin name" in ret["comment"]

@@ -47,6 +47,27 @@ if (!isset($CFG->localcachedir)) {
     $CFG->localcachedir = "$CFG->dataroot/localcache";
 }
 
+// $CFG->alternative_component_cache, as Moodle's core_component: read when it exists; else
+// created when its directory is writable; else Moodle stops.
+function fixture_component_cache_content() {
+    global $CFG;
+    return "<?php\n\$cache = " . var_export(['dirroot' => $CFG->dirroot,
+        'plugins' => ['core' => $CFG->dirroot . '/lib']], true) . ";\n";
+}
+if (!defined('ABORT_AFTER_CONFIG') && !empty($CFG->alternative_component_cache)) {
+    $fixturecc = $CFG->alternative_component_cache;
+    if (!file_exists($fixturecc)) {
+        if (!is_writable(dirname($fixturecc))) {
+            die('Can not create alternative component cache file defined in '
+                . '$CFG->alternative_component_cache, can not continue');
+        }
+        file_put_contents($fixturecc, fixture_component_cache_content());
+    }
+    $cache = null;
+    include($fixturecc);
+    unset($fixturecc, $cache);
+}
+
 if (file_exists("$CFG->dataroot/climaintenance.html")) {
     if (!CLI_SCRIPT) {
         header(($_SERVER['SERVER_PROTOCOL'] ?? 'HTTP/1.1') . ' 503 Moodle under maintenance');
@@ -60,7 +81,13 @@ if (file_exists("$CFG->dataroot/climaintenance.html")) {
     }
 }
 
+if (defined('ABORT_AFTER_CONFIG')) {
+    require_once(__DIR__ . '/clilib.php');
+    return;
+}
+
 require_once(__DIR__ . '/dml.php');
+require_once(__DIR__ . '/cache.php');
 require_once(__DIR__ . '/clilib.php');
 
 global $DB;
