@@ -135,8 +135,16 @@ def test_readers_balance_leastconn_over_every_galera_node(haproxy_cfg):
     assert [s[0] for s in _servers(readers)] == ["moodle1", "moodle2", "moodle3"]
     assert not any("backup" in s for s in _servers(readers))
     defaults = next(line for line in readers if line.startswith("default-server"))
-    assert "port 9200" in defaults and "on-marked-down shutdown-sessions" in defaults
-    assert "http-check expect status 200" in readers
+    assert "on-marked-down shutdown-sessions" in defaults
+    # One clustercheck per node and load balancer: each reader tracks its writer twin, and
+    # both pools read a drain (404) the same way.
+    assert [s[1:] for s in _servers(readers)] == [
+        ["172.30.77.11:3306", "track", "db-writer/moodle1"],
+        ["172.30.77.12:3306", "track", "db-writer/moodle2"],
+        ["172.30.77.13:3306", "track", "db-writer/moodle3"],
+    ]
+    assert "http-check disable-on-404" in readers
+    assert "http-check disable-on-404" in _section(haproxy_cfg, "listen db-writer")
 
 
 def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
