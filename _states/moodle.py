@@ -274,12 +274,13 @@ def _purged(ret, site, comment):
     return ret
 
 
-def releases_pruned(name, dirroot, keep=2):
+def releases_pruned(name, dirroot, keep=2, component_cache_dir=None):
     """
     Remove old release directories under ``name`` (the releases directory): the current one
     (where ``dirroot`` points) and the newest others stay, ``keep`` in all. Only directories
     the formula made (with its release marker) are counted or removed; when ``dirroot`` is no
-    link into ``name``, nothing is removed.
+    link into ``name``, nothing is removed. With ``component_cache_dir``, a removed release's
+    component map there (``<release>.php``) goes with it.
 
     .. code-block:: yaml
 
@@ -317,6 +318,15 @@ def releases_pruned(name, dirroot, keep=2):
             shutil.rmtree(path)
         except OSError as exc:
             failed.append(f"{path}: {exc.strerror or exc}")
+            continue
+        if component_cache_dir:
+            component_map = os.path.join(component_cache_dir, f"{old}.php")
+            try:
+                os.remove(component_map)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed.append(f"{component_map}: {exc.strerror or exc}")
     if failed:
         ret["comment"] = "Removing old releases failed: " + "; ".join(failed)
         return ret

@@ -100,5 +100,6 @@ moodle_ha-moodle-code-releases-pruned:
     - name: {{ m.releases_dir }}
     - dirroot: {{ m.dirroot }}
     - keep: {{ m.releases_keep }}
+    - component_cache_dir: {{ m.cache.component_cache_dir }}
     - require:
       - cmd: moodle_ha-moodle-code-release-activated

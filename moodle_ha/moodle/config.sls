@@ -114,11 +114,12 @@ moodle_ha-moodle-health-page-legacy-managed:
     built again. Moodle's CLI needs the shared dataroot mounted and writable, as any page. #}
 {%- set component_cache = m.cache.component_cache_dir ~ "/" ~ release_id ~ ".php" %}
 {%- set build = ["runuser -u " ~ web.user ~ " -- " ~ web.php_bin,
-                  code_dir ~ "/admin/cli/alternative_component_cache.php --print",
-                  "> " ~ component_cache ~ ".new",
+                  code_dir ~ "/admin/cli/alternative_component_cache.php",
+                  "--print > " ~ component_cache ~ ".new",
                   "&& test -s " ~ component_cache ~ ".new",
                   "&& chmod 0644 " ~ component_cache ~ ".new",
-                  "&& mv -f " ~ component_cache ~ ".new " ~ component_cache] %}
+                  "&& mv -f " ~ component_cache ~ ".new",
+                  component_cache] %}
 
 moodle_ha-moodle-component-cache-built:
   cmd.run:

@@ -46,6 +46,7 @@ VHOST = """<VirtualHost *:80>
         AllowOverride None
         Require all granted
         AcceptPathInfo On
+        DirectoryIndex index.php
         FallbackResource /r.php
     </Directory>
 </VirtualHost>

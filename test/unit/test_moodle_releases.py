@@ -84,6 +84,18 @@ def test_state_removes_only_old_marked_releases_and_reruns_clean(tree):
     assert again["result"] is True and again["changes"] == {}, again
 
 
+def test_state_removes_the_component_maps_of_removed_releases_only(tree, tmp_path):
+    releases, dirroot = tree
+    maps = tmp_path / "component"
+    maps.mkdir()
+    for name in ("r1", "r2", "r3", "r4", "other"):
+        (maps / f"{name}.php").write_text("<?php\n")
+    ret = _state().releases_pruned(str(releases), str(dirroot), keep=2,
+                                   component_cache_dir=str(maps))
+    assert ret["result"] is True, ret
+    assert sorted(os.listdir(maps)) == ["other.php", "r2.php", "r4.php"]
+
+
 def test_state_in_test_mode_removes_nothing(tree):
     releases, dirroot = tree
     ret = _state(test=True).releases_pruned(str(releases), str(dirroot), keep=2)
