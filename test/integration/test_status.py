@@ -43,9 +43,11 @@ def _green(limit=240):
 
 def _synced(lab_salt, host):
     try:
-        return lab_salt(host, "galera.status").get("wsrep_local_state_comment") == "Synced"
+        status = lab_salt(host, "galera.status")
     except AssertionError:
         return False
+    # A minion that is still starting answers with an error text, not the status mapping.
+    return isinstance(status, dict) and status.get("wsrep_local_state_comment") == "Synced"
 
 
 def test_status_is_all_green_on_a_healthy_cluster(deployed):
