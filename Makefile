@@ -12,7 +12,7 @@ PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 
             { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench
+.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench bench-throughput
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
@@ -82,3 +82,9 @@ down: venv
 ## Converge time, no-op re-run and failover figures (needs a deployed lab).
 bench: venv
 	@$(PY) test/bench/bench.py
+
+## Requests/s of the cluster against a standalone Moodle built on one more lab host from the
+## same archive (needs a deployed lab, best with a real Moodle: make demo MOODLE_ARCHIVE=...;
+## figures and method in docs/benchmarks.md).
+bench-throughput: venv
+	@$(PY) test/bench/throughput.py
