@@ -47,9 +47,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))  # run as a script: mhalab
 
 from mhalab import testkit  # noqa: E402
+from mhalab.paths import LAB_LOCK  # noqa: E402
 
 LAB = [sys.executable, str(testkit.LAB_PY)]
-LOCK = "/tmp/moodle_ha-lab.lock"
 VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
 APP_FAULTS = ("kill", "cut")
@@ -447,7 +447,7 @@ def main() -> int:
         print(f"no lab pillar under {testkit.paths.PILLAR_DIR}: is the lab up?",
               file=sys.stderr)
         return 1
-    with open(LOCK, "w", encoding="ascii") as lock:
+    with open(LAB_LOCK, "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if args.what in ("all", "vip"):
             faults = [args.fault] if args.fault and args.what == "vip" else VIP_FAULTS

@@ -20,9 +20,7 @@ import importlib.util
 import ipaddress
 import json
 import os
-import secrets
 import shutil
-import string
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ sys.path.insert(0, str(REPO / "test" / "lab"))
 
 from mhalab import hosts as labhosts  # noqa: E402
 from mhalab import testkit  # noqa: E402
+from mhalab.daemons import random_secret  # noqa: E402
 from mhalab.paths import ARCHIVE, load_state, save_state  # noqa: E402
 
 HOST = "solo1"
@@ -72,10 +71,9 @@ require_once(__DIR__ . '/lib/setup.php');
 """
 
 
-def _password(length: int = 20) -> str:
-    # Letters and digits, plus what Moodle's password policy wants; nothing PHP-quoting needs.
-    alphabet = string.ascii_letters + string.digits
-    return "Ref-" + "".join(secrets.choice(alphabet) for _ in range(length)) + "-1"
+def _password() -> str:
+    # Letters and digits (nothing PHP-quoting needs), plus what Moodle's password policy wants.
+    return "Ref-" + random_secret(20) + "-1"
 
 
 def _leader() -> int:

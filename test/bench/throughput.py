@@ -33,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,10 +43,10 @@ sys.path.insert(0, str(HERE.parent / "lab"))
 import reference  # noqa: E402
 
 from mhalab import testkit  # noqa: E402
-from mhalab.paths import TLS_CA  # noqa: E402
+from mhalab.hosts import leader_pid  # noqa: E402
+from mhalab.paths import LAB_LOCK, TLS_CA  # noqa: E402
 from mhalab.procs import cgroup_dirs, cgroup_pids  # noqa: E402
 
-LOCK = "/tmp/moodle_ha-lab.lock"
 PAGES = {"login": ("/login/index.php", False), "dashboard": ("/my/", True)}
 TARGETS = ("cluster", "one-node", "standalone")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -188,8 +189,6 @@ def context(args) -> dict:
     lbs = sorted(h for h, i in topo["hosts"].items() if "lb" in i["roles"])
     node = args.node or web[-1]
     moodle = pillar.get("moodle", {})
-    state = testkit.state()
-    from mhalab.hosts import leader_pid
 
     return {
         "hosts": sorted(topo["hosts"]),
@@ -201,27 +200,19 @@ def context(args) -> dict:
         "lb_leader": lambda: leader_pid(lbs[-1], testkit.state()),
         "passwords": {"cluster": testkit.secrets()["moodle_admin_password"],
                       "one-node": testkit.secrets()["moodle_admin_password"]},
-        "state": state,
     }
 
 
 def measure(target: str, page: str, ctx: dict, args) -> dict:
     hosts = ctx["hosts"] + ([reference.HOST] if "reference" in ctx else [])
-    before = sample(hosts)
-    # The window that counts starts after the warm-up: sample again when it begins.
-    result: dict = {}
-    import threading
-
-    def later():
-        time.sleep(args.warmup)
-        result["before"] = sample(hosts)
-
-    timer = threading.Thread(target=later, daemon=True)
+    # The window that counts starts after the warm-up: the first sample is taken then (the
+    # join waits for it even when the load ends early).
+    start: dict = {}
+    timer = threading.Timer(args.warmup, lambda: start.update(sample(hosts)))
     timer.start()
     load = run_load(target, page, ctx, args)
-    after = sample(hosts)
     timer.join()
-    load["cpu"] = cpu_split(result.get("before", before), after)
+    load["cpu"] = cpu_split(start, sample(hosts))
     return load
 
 
@@ -259,7 +250,7 @@ def main() -> int:
         print("the lab is not up: make demo first", file=sys.stderr)
         return 2
 
-    with open(LOCK, "w") as lock:
+    with open(LAB_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         ctx = context(args)
         built = False

@@ -39,6 +39,8 @@ SECRETS_FILE = PILLAR_DIR / "lab_secrets.sls"
 # The lab's copy of the topology's pillar file, served as pillar `moodle_ha`.
 PILLAR_COPY = PILLAR_DIR / "moodle_ha.sls"
 ACNG_PORT = 3142
+# Held by the benchmarks for their whole run, so no state run changes the hosts under a probe.
+LAB_LOCK = "/tmp/moodle_ha-lab.lock"
 # The lab's own CA (its key never leaves the lab dir) and the site certificate it signs for
 # the VIP, given to the formula as lb:tls:certificate and secrets:tls_key.
 TLS_DIR = LAB_DIR / "tls"
