@@ -244,8 +244,9 @@ def _clock() -> str:
 class Load:
     """Steady load while something changes: GET / through the VIP every 0.1 s and, with
     `table`, one row every 0.05 s through VIP:3307 (a table with an AUTO_INCREMENT id and a
-    `note`), each in a thread. Every non-200 answer and every failed write is kept; `acked`
-    holds the ids of the rows whose INSERT returned (an error never counts as success)."""
+    `note`), each in a thread. Every non-200 answer (time, status, start of the body) and every
+    failed write is kept; `acked` holds the ids of the rows whose INSERT returned (an error
+    never counts as success)."""
 
     def __init__(self, vip: str, table: str | None = None):
         self.vip, self.table = vip, table
@@ -258,13 +259,15 @@ class Load:
 
     def _fetch(self):
         while not self.stop.is_set():
+            body = ""
             try:
-                status, _ = http_get(site_url("/"), host_header=self.vip, timeout=5)
+                status, body = http_get(site_url("/"), host_header=self.vip, timeout=5)
             except OSError as exc:
                 status = repr(exc)[:100]
             self.requests += 1
             if status != 200:
-                self.failures.append((_clock(), status))
+                # The start of the body tells HAProxy's own answer from a node's.
+                self.failures.append((_clock(), status, " ".join(body.split())[:120]))
             time.sleep(0.1)
 
     def _write(self):
