@@ -444,11 +444,17 @@ def maintenance(dirroot, enable=True, runas="www-data", php=None):
     return True
 
 
-def upgrade(dirroot, runas="www-data", php=None, timeout=1800, allow_unstable=False):
+def upgrade(dirroot, runas="www-data", php=None, timeout=1800, allow_unstable=False,
+            maintenance_window=True):
     """
     Upgrade the database to the code: maintenance on, ``admin/cli/upgrade.php
     --non-interactive``, maintenance off. When the upgrade fails the site stays in maintenance
     (a half-upgraded site must not serve) and the error says so.
+
+    maintenance_window
+        False when the caller already holds the site in CLI maintenance (the orchestration's
+        upgrade window, an administrator's maintenance): upgrade.php runs and the flag stays
+        as it is, for its holder to remove.
 
     CLI Example:
 
@@ -456,7 +462,8 @@ def upgrade(dirroot, runas="www-data", php=None, timeout=1800, allow_unstable=Fa
 
         salt-call moodle.upgrade /var/www/moodle
     """
-    maintenance(dirroot, True, runas=runas, php=php)
+    if maintenance_window:
+        maintenance(dirroot, True, runas=runas, php=php)
     args = ["--non-interactive"]
     if allow_unstable:
         args.append("--allow-unstable")
@@ -467,7 +474,8 @@ def upgrade(dirroot, runas="www-data", php=None, timeout=1800, allow_unstable=Fa
             f"{exc} (the site stays in CLI maintenance mode; fix and re-run, or run"
             " admin/cli/maintenance.php --disable)"
         ) from exc
-    maintenance(dirroot, False, runas=runas, php=php)
+    if maintenance_window:
+        maintenance(dirroot, False, runas=runas, php=php)
     return _tail(ret.get("stdout"), 5)
 
 

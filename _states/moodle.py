@@ -143,8 +143,9 @@ def installed(
     Make sure the Moodle database matches the code in ``name`` (the dirroot).
 
     - No Moodle tables: run the installer once (``install_database.php``), then purge caches.
-    - Installed and the code is newer: upgrade (``upgrade.php`` with maintenance around it),
-      then purge caches.
+    - Installed and the code is newer: upgrade (``upgrade.php`` with maintenance around it,
+      or inside a maintenance flag already in place, which then stays for its holder:
+      :py:func:`upgrade_window_opened`, an administrator), then purge caches.
     - Installed at the code's version: nothing to do.
     - Code older than the database, or Moodle tables without a version row (a failed install):
       fail and change nothing.
@@ -245,8 +246,13 @@ def _installed(site):
         ret["comment"] = f"Moodle would be upgraded from {db_version} to {release} ({code_version})"
         ret["changes"] = {"version": {"old": db_version, "new": code_version}}
         return ret
+    # A flag already in the dataroot (the orchestration's upgrade window, an administrator's
+    # maintenance) is its holder's: upgrade.php runs inside it and leaves it in place.
+    flag = site.maintenance_flag
+    held = bool(flag) and __salt__["file.file_exists"](flag)
     try:
-        __salt__["moodle.upgrade"](name, runas=site.runas, php=site.php, timeout=site.timeout)
+        __salt__["moodle.upgrade"](name, runas=site.runas, php=site.php, timeout=site.timeout,
+                                   maintenance_window=not held)
         after = __salt__["moodle.db_version"](**site.db)
     except CommandExecutionError as exc:
         ret["comment"] = f"Upgrading Moodle from {db_version} to {code_version} failed: {exc}"
@@ -271,6 +277,131 @@ def _purged(ret, site, comment):
         return ret
     ret["result"] = True
     ret["comment"] = f"{comment}; caches purged"
+    return ret
+
+
+def _db_args(dbhost, dbport, dbname, dbuser, dbpass, prefix, php):
+    return {"dbhost": dbhost, "dbport": dbport, "dbname": dbname, "dbuser": dbuser,
+            "dbpass": dbpass, "prefix": prefix, "php": php}
+
+
+def upgrade_window_opened(name, release, dbhost, dbport, dbname, dbuser, dbpass, dataroot,
+                          prefix="mdl_", runas="www-data", php=None, db_wait=60):
+    """
+    Put the site in CLI maintenance before an upgrade goes live, so that no web node ever
+    serves old code against an upgraded database, nor new code against an old one.
+
+    The orchestration stages the new release on every web node first (``release``: its
+    Moodle top directory, not live yet), then applies this state on the primary node, then
+    switches every node and upgrades once, then ends the window with
+    :py:func:`upgrade_window_closed`. The flag (``<dataroot>/climaintenance.html``, the
+    formula's page) is written only when ``release`` is newer than the database; a first
+    install (the installer keeps its own maintenance), a release at the database's version
+    and a site an administrator already holds in maintenance change nothing.
+
+    name
+        Moodle's dirroot (the live release).
+    release
+        The staged release's Moodle directory.
+    dbhost, dbport, dbname, dbuser, dbpass, prefix
+        The database as config.php uses it; its version decides.
+    """
+    ret = _upgrade_window_opened(name, release, dbhost, dbport, dbname, dbuser, dbpass,
+                                 dataroot, prefix, runas, php, db_wait)
+    return _scrubbed(ret, [dbpass])
+
+
+def _upgrade_window_opened(name, release, dbhost, dbport, dbname, dbuser, dbpass, dataroot,
+                          prefix="mdl_", runas="www-data", php=None, db_wait=60):
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    flag = os.path.join(dataroot, "climaintenance.html")
+    db = _db_args(dbhost, dbport, dbname, dbuser, dbpass, prefix, php)
+    try:
+        code = __salt__["moodle.code_info"](release)
+        state = __salt__["moodle.db_state"](**db, wait=int(db_wait))
+        db_version = state["version"]
+        order = (None if db_version is None else
+                 __salt__["moodle.compare_versions"](code["version"], db_version))
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    if order is None or order <= 0:
+        ret["result"] = True
+        ret["comment"] = ("No upgrade pending: " + (
+            "Moodle is not installed yet (the installer holds its own maintenance)"
+            if order is None else
+            f"the database is at {db_version}, the staged release at {code['version']}"))
+        return ret
+    if __salt__["file.file_exists"](flag):
+        ours = __salt__["file.read"](flag) == MAINTENANCE_PAGE
+        ret["result"] = True
+        ret["comment"] = (f"The upgrade window is open ({flag})" if ours else
+                          f"The site is already in maintenance ({flag}, not the formula's"
+                          " page): the upgrade runs inside it and the flag stays")
+        return ret
+    change = {"maintenance": {"old": False, "new": True}, "flag": flag,
+              "upgrade": {"old": db_version, "new": code["version"]}}
+    if __opts__["test"]:
+        ret.update(result=None, changes=change,
+                   comment="The site would go into maintenance for the upgrade to"
+                           f" {code['version']}")
+        return ret
+    __salt__["file.write"](flag, MAINTENANCE_PAGE)
+    __salt__["file.chown"](flag, runas, runas)
+    ret.update(result=True, changes=change,
+               comment=f"The site is in maintenance for the upgrade from {db_version} to"
+                       f" {code['version']} ({flag})")
+    return ret
+
+
+def upgrade_window_closed(name, dbhost, dbport, dbname, dbuser, dbpass, dataroot,
+                          prefix="mdl_", php=None, db_wait=60):
+    """
+    End the upgrade window of :py:func:`upgrade_window_opened`: remove the formula's flag
+    once the database is at the live code's version (every web node has switched by then:
+    the orchestration applies this state last). An administrator's flag stays; a database
+    that does not match the code keeps the site in maintenance and fails.
+
+    name
+        Moodle's dirroot (the live release).
+    """
+    ret = _upgrade_window_closed(name, dbhost, dbport, dbname, dbuser, dbpass, dataroot,
+                                 prefix, php, db_wait)
+    return _scrubbed(ret, [dbpass])
+
+
+def _upgrade_window_closed(name, dbhost, dbport, dbname, dbuser, dbpass, dataroot,
+                          prefix="mdl_", php=None, db_wait=60):
+    ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    flag = os.path.join(dataroot, "climaintenance.html")
+    if not __salt__["file.file_exists"](flag):
+        ret["result"] = True
+        ret["comment"] = "The site is not in maintenance"
+        return ret
+    if __salt__["file.read"](flag) != MAINTENANCE_PAGE:
+        ret["result"] = True
+        ret["comment"] = f"{flag} is not the formula's: the administrator's maintenance stays"
+        return ret
+    db = _db_args(dbhost, dbport, dbname, dbuser, dbpass, prefix, php)
+    try:
+        code = __salt__["moodle.code_info"](name)
+        db_version = __salt__["moodle.db_state"](**db, wait=int(db_wait))["version"]
+        same = (db_version is not None and
+                __salt__["moodle.compare_versions"](code["version"], db_version) == 0)
+    except CommandExecutionError as exc:
+        ret["comment"] = f"{exc} ({flag} stays: the site stays in maintenance)"
+        return ret
+    if not same:
+        ret["comment"] = (f"The database is at {db_version}, the live code at {code['version']}:"
+                          f" {flag} stays and the site stays in maintenance")
+        return ret
+    change = {"maintenance": {"old": True, "new": False}, "flag": flag}
+    if __opts__["test"]:
+        ret.update(result=None, changes=change, comment="The upgrade window would end")
+        return ret
+    __salt__["file.remove"](flag)
+    ret.update(result=True, changes=change,
+               comment=f"The upgrade window ended at {db_version}: {flag} removed")
     return ret
 
 

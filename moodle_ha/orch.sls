@@ -95,15 +95,23 @@
 {{ step(previous, "lb-applied", lbs, "moodle_ha.lb") }}
 {%- endif %}
 
-{#- Phase: web servers and the dataroot mount, then Moodle: the primary node installs or
-    upgrades (the other web nodes answer 503 meanwhile), then the others get code and config. #}
+{#- Phase: web servers and the dataroot mount, then Moodle. The release is staged on every web
+    node at once (unpacked, config.php written) while the old one serves. A staged release
+    newer than the database opens the upgrade window: CLI maintenance in the shared dataroot,
+    so every node answers 503 until the last one has switched. The primary node switches and
+    installs or upgrades (upgrade.php once), then the others switch, then the window closes:
+    no node ever serves old code against an upgraded database. A first install needs no
+    window (the installer keeps its own maintenance; the other nodes have no live code yet). #}
 {%- if web %}
 {{ step(previous, "web-applied", web, "moodle_ha.web") }}
+{{ step(previous, "moodle-staged", web, ["moodle_ha.moodle.stage", "moodle_ha.moodle.config"]) }}
+{{ step(previous, "moodle-upgrade-window-opened", [primary], "moodle_ha.moodle.upgrade_window.open") }}
 {{ step(previous, "moodle-" ~ primary ~ "-applied", [primary], "moodle_ha.moodle") }}
 {%-   set others = web | reject("equalto", primary) | list %}
 {%-   if others %}
 {{ step(previous, "moodle-others-applied", others, "moodle_ha.moodle") }}
 {%-   endif %}
+{{ step(previous, "moodle-upgrade-window-closed", [primary], "moodle_ha.moodle.upgrade_window.close") }}
 {#- End-to-end through the VIP: HTTP 200, DB on writer and reader ports, and a dataroot file
     written on the primary node seen on the others. #}
 {{ step(previous, "check-" ~ primary ~ "-passed", [primary], "moodle_ha.check") }}

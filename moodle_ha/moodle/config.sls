@@ -14,7 +14,7 @@
 include:
   - {{ tplroot }}.web
   - {{ tplroot }}.gluster.client
-  - .code
+  - .stage
 
 moodle_ha-moodle-localcachedir-dir-managed:
   file.directory:
@@ -132,7 +132,6 @@ moodle_ha-moodle-component-cache-built:
       - sls: {{ tplroot }}.gluster.client
     # Before Apache reloads for the new config.php (which names this file).
     - require_in:
-      - cmd: moodle_ha-moodle-code-release-activated
       - service: moodle_ha-web-apache-service-running
 {%- if source.type != "archive" %}
 
@@ -144,6 +143,4 @@ moodle_ha-moodle-component-cache-rebuilt:
       - git: moodle_ha-moodle-code-git-latest
     - require:
       - cmd: moodle_ha-moodle-component-cache-built
-    - require_in:
-      - cmd: moodle_ha-moodle-code-release-activated
 {%- endif %}

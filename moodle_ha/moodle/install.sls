@@ -9,6 +9,7 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tpldir ~ "/release.jinja" import is_primary with context %}
+{%- from tpldir ~ "/dbargs.jinja" import db_args %}
 {%- set m = moodle_ha.moodle %}
 
 include:
@@ -22,12 +23,7 @@ include:
 moodle_ha-moodle-install-installed:
   moodle.installed:
     - name: {{ m.dirroot }}
-    - dbhost: {{ moodle_ha.topology.vip }}
-    - dbport: {{ moodle_ha.lb.haproxy.writer_port }}
-    - dbname: {{ m.db.name | json }}
-    - dbuser: {{ m.db.user | json }}
-    - dbpass: {{ moodle_ha.secrets.moodle_db_password | json }}
-    - prefix: {{ m.db.prefix | json }}
+{{- db_args(moodle_ha) }}
     - adminuser: {{ m.admin.user | json }}
     - adminpass: {{ moodle_ha.secrets.moodle_admin_password | json }}
     - adminemail: {{ m.admin.email | json }}

@@ -27,8 +27,11 @@ def test_orch_sequences_phases_and_applies_galera_to_all_nodes_in_one_job(render
         ("galera-applied", "moodle1,moodle2,moodle3"),
         ("lb-applied", "lb1,lb2"),
         ("web-applied", "moodle1,moodle2,moodle3"),
+        ("moodle-staged", "moodle1,moodle2,moodle3"),
+        ("moodle-upgrade-window-opened", "moodle1"),
         ("moodle-moodle1-applied", "moodle1"),
         ("moodle-others-applied", "moodle2,moodle3"),
+        ("moodle-upgrade-window-closed", "moodle1"),
         ("check-moodle1-passed", "moodle1"),
         ("check-others-passed", "moodle2,moodle3"),
         ("backup-applied", "moodle1,moodle2,moodle3"),
@@ -43,6 +46,14 @@ def test_orch_follows_the_designated_primary_node(renderer):
     steps = _steps(renderer, patch={"moodle_ha:moodle:primary_node": "moodle2"})
     names = [name.removeprefix("moodle_ha-orch-") for name, _ in steps]
     assert "moodle-moodle2-applied" in names and "check-moodle2-passed" in names
+    tgts = {name.removeprefix("moodle_ha-orch-"): _arg(s, "tgt") for name, s in steps}
+    assert tgts["moodle-upgrade-window-opened"] == tgts["moodle-upgrade-window-closed"] == "moodle2"
+
+
+def test_orch_stages_the_release_on_every_web_node_before_any_switches(renderer):
+    steps = dict(_steps(renderer))
+    staged = steps["moodle_ha-orch-moodle-staged"]
+    assert _arg(staged, "sls") == ["moodle_ha.moodle.stage", "moodle_ha.moodle.config"]
 
 
 def test_orch_includes_a_fourth_app_node(renderer):

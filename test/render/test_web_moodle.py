@@ -91,6 +91,34 @@ def test_release_dir_is_named_by_archive_digest_and_dirroot_flips_to_it(renderer
     assert _arg(config, "show_changes") is False
 
 
+def test_staging_unpacks_and_configures_the_release_without_switching(renderer):
+    out = renderer.show_sls("moodle_ha.moodle.stage,moodle_ha.moodle.config",
+                            minion_id="moodle2")
+    assert {"moodle_ha-moodle-code-archive-extracted", "moodle_ha-moodle-config-file-managed",
+            "moodle_ha-moodle-component-cache-built"} <= set(out)
+    assert "moodle_ha-moodle-code-release-activated" not in out
+    assert "moodle_ha-moodle-install-installed" not in out
+
+
+def test_switch_waits_for_the_staged_release_and_its_component_map(renderer):
+    out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle2")
+    requires = _arg(out["moodle_ha-moodle-code-release-activated"], "require")
+    assert {"cmd": "moodle_ha-moodle-component-cache-built"} in requires
+    assert {"file": "moodle_ha-moodle-config-file-managed"} in requires
+
+
+@pytest.mark.parametrize(("sls", "sid"), [("open", "opened"), ("close", "closed")])
+def test_upgrade_window_is_the_primary_nodes_and_reads_the_writer(renderer, sls, sid):
+    out = renderer.show_sls(f"moodle_ha.moodle.upgrade_window.{sls}", minion_id="moodle1")
+    window = out[f"moodle_ha-moodle-upgrade-window-{sid}"]
+    assert _arg(window, "dbhost") == "172.30.77.100" and _arg(window, "dbport") == 3307
+    assert _arg(window, "dataroot") == "/var/moodledata"
+    if sls == "open":
+        assert _arg(window, "release").startswith("/var/www/moodle-releases/")
+    other = renderer.show_sls(f"moodle_ha.moodle.upgrade_window.{sls}", minion_id="moodle2")
+    assert list(other) == [f"moodle_ha-moodle-upgrade_window-{sls}-not-primary"]
+
+
 def test_git_source_renders_git_latest(renderer):
     out = renderer.show_sls("moodle_ha.moodle", minion_id="moodle1",
                             patch={"moodle_ha:moodle:source": {

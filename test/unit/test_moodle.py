@@ -352,6 +352,13 @@ def test_failed_upgrade_leaves_maintenance_on_and_says_so(mod):
     assert php.scripts() == ["maintenance.php --enable", "upgrade.php --non-interactive"]
 
 
+def test_upgrade_inside_a_held_window_leaves_maintenance_to_its_holder(mod):
+    php = FakePhp(mod, db_version="2025100600")
+    mod.__salt__ = {"cmd.run_all": php}
+    mod.upgrade(DIRROOT, maintenance_window=False)
+    assert php.scripts() == ["upgrade.php --non-interactive"]
+
+
 # --- the state -----------------------------------------------------------------------------
 
 def test_installed_installs_an_empty_database_once_then_purges(mod):
@@ -504,6 +511,118 @@ def test_installed_fails_without_touching_anything_when_database_unreachable(mod
     assert ret["result"] is False and ret["changes"] == {}
     assert "Access denied" in ret["comment"]
     assert php.scripts() == ["probe"]
+
+
+def test_installed_upgrades_inside_a_flag_already_in_place_and_leaves_it(mod):
+    php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
+    state = _state(mod, php, files, code_version="2025100600.02")
+    files.write(FLAG, state.MAINTENANCE_PAGE)
+    ret = _installed(state)
+    assert ret["result"] is True, ret
+    assert php.scripts() == ["probe", "upgrade.php --non-interactive", "probe",
+                             "purge_caches.php"]
+    assert files.files[FLAG] == state.MAINTENANCE_PAGE
+
+
+# --- the upgrade window --------------------------------------------------------------------
+
+FLAG = "/var/moodledata/climaintenance.html"
+STAGED = "/var/www/moodle-releases/0123456789abcdef/moodle"
+
+
+def _window_state(mod, php, files, staged="2025100600.02", live="2025100600", test=False):
+    state = _state(mod, php, files, test=test)
+    versions = {STAGED: staged, DIRROOT: live}
+    state.__salt__["moodle.code_info"] = lambda name: {"version": versions[name],
+                                                       "release": "5.1 fixture"}
+    return state
+
+
+def _window(state, opened=True, **kwargs):
+    args = {"name": DIRROOT, "dbhost": "172.30.77.100", "dbport": 3307, "dbname": "moodle",
+            "dbuser": "moodle", "dbpass": DBPASS, "dataroot": "/var/moodledata",
+            "php": "/usr/bin/php8.2", **kwargs}
+    if opened:
+        return state.upgrade_window_opened(release=STAGED, **args)
+    return state.upgrade_window_closed(**args)
+
+
+def test_window_opens_when_the_staged_release_is_newer_than_the_database(mod):
+    php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
+    state = _window_state(mod, php, files)
+    ret = _window(state, runas="www-data")
+    assert ret["result"] is True
+    assert ret["changes"] == {"maintenance": {"old": False, "new": True}, "flag": FLAG,
+                              "upgrade": {"old": "2025100600", "new": "2025100600.02"}}
+    assert files.files[FLAG] == state.MAINTENANCE_PAGE
+    assert files.owners[FLAG] == ("www-data", "www-data")
+    # Asked again (a re-run after a failed upgrade): open, nothing changes.
+    again = _window(state)
+    assert again["result"] is True and again["changes"] == {}
+    _assert_no_secret([ret, again])
+
+
+@pytest.mark.parametrize(("db_version", "expected"), [
+    (None, "not installed yet"),
+    ("2025100600.02", "the database is at 2025100600.02"),
+])
+def test_window_stays_shut_on_a_first_install_or_without_an_upgrade(mod, db_version, expected):
+    php, files = FakePhp(mod, db_version=db_version), FakeFiles()
+    ret = _window(_window_state(mod, php, files))
+    assert ret["result"] is True and ret["changes"] == {}
+    assert expected in ret["comment"]
+    assert files.files == {}
+
+
+def test_window_leaves_an_administrators_maintenance_alone(mod):
+    php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
+    files.write(FLAG, "<html>Back at noon</html>")
+    state = _window_state(mod, php, files)
+    opened = _window(state)
+    assert opened["result"] is True and opened["changes"] == {}
+    assert "not the formula's page" in opened["comment"]
+    closed = _window(state, opened=False)
+    assert closed["result"] is True and closed["changes"] == {}
+    assert files.files[FLAG] == "<html>Back at noon</html>"
+
+
+def test_window_test_mode_writes_nothing(mod):
+    php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
+    ret = _window(_window_state(mod, php, files, test=True))
+    assert ret["result"] is None and ret["changes"]["maintenance"]["new"] is True
+    assert files.files == {}
+
+
+def test_window_fails_closed_when_the_database_cannot_be_read(mod):
+    php = FakePhp(mod, fail={"probe": recorded("db_state.access-denied.mariadb-10.11.stderr")})
+    files = FakeFiles()
+    ret = _window(_window_state(mod, php, files))
+    assert ret["result"] is False and ret["changes"] == {}
+    assert "Access denied" in ret["comment"]
+    assert files.files == {}
+    _assert_no_secret(ret)
+
+
+def test_window_closes_once_the_database_matches_the_live_code(mod):
+    php, files = FakePhp(mod, db_version="2025100600.02"), FakeFiles()
+    state = _window_state(mod, php, files, live="2025100600.02")
+    files.write(FLAG, state.MAINTENANCE_PAGE)
+    ret = _window(state, opened=False)
+    assert ret["result"] is True
+    assert ret["changes"] == {"maintenance": {"old": True, "new": False}, "flag": FLAG}
+    assert FLAG not in files.files
+    again = _window(state, opened=False)
+    assert again["result"] is True and again["changes"] == {}
+
+
+def test_window_stays_open_while_the_database_lags_the_live_code(mod):
+    php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
+    state = _window_state(mod, php, files, live="2025100600.02")
+    files.write(FLAG, state.MAINTENANCE_PAGE)
+    ret = _window(state, opened=False)
+    assert ret["result"] is False and ret["changes"] == {}
+    assert "stays in maintenance" in ret["comment"]
+    assert files.files[FLAG] == state.MAINTENANCE_PAGE
 
 
 # --- Moodle's cache configuration ----------------------------------------------------------

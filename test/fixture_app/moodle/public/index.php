@@ -17,9 +17,17 @@ if (!is_dir($dir)) {
 }
 $file = "$dir/" . $node . '.txt';
 $written = file_put_contents($file, date('c') . "\n") !== false;
+// The code's own version (version.php), beside the database's: the upgrade test checks that
+// no node ever serves one against the other.
+$fixturecode = (function () use ($CFG) {
+    $version = null;
+    include("$CFG->dirroot/version.php");
+    return (string)$version;
+})();
 echo json_encode([
     'installed' => true,
     'version' => $CFG->version,
+    'code_version' => $fixturecode,
     'web_node' => $node,
     'writer_host' => $DB->hostname(false),
     'reader_host' => $DB->hostname(true),

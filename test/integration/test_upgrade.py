@@ -1,0 +1,156 @@
+"""
+Lab, fixture app: a Moodle upgrade through `moodle_ha.orch` while clients keep asking. A
+fixture archive with a higher `$version` is built and put into the lab pillar; one
+orchestrate run stages it on every web node while the old release serves, opens the upgrade
+window (CLI maintenance in the shared dataroot), switches every node, runs upgrade.php once
+and closes the window. A client polling the site through the VIP records every answer (which
+node, the database's version, the code's version): no node ever answers 200 with code that
+differs from the database, the window is measured, and afterwards every node serves the new
+release. The lab stays on the new release (a downgrade is refused); its pillar says so.
+
+Skipped on the real Moodle (the fixture's front page reports both versions).
+"""
+
+import decimal
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from mhalab import paths, results, testkit
+
+pytestmark = pytest.mark.lab
+
+BUILDER = paths.REPO / "test" / "fixture_app" / "build.py"
+
+
+class Poller:
+    """GET / through the VIP every 0.05 s in a thread; every answer is kept as
+    (monotonic time, status, web node, database version, code version)."""
+
+    def __init__(self, vip):
+        self.vip, self.answers = vip, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        url = testkit.site_url("/")
+        while not self.stop.is_set():
+            try:
+                status, body = testkit.http_get(url, host_header=self.vip, timeout=5)
+            except OSError:
+                status, body = 0, ""
+            node = db = code = None
+            if status == 200:
+                data = json.loads(body)
+                node, db, code = data.get("web_node"), data.get("version"), data.get("code_version")
+            self.answers.append((time.monotonic(), status, node, db, code))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _front_page():
+    status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"])
+    assert status == 200, body[:200]
+    return json.loads(body)
+
+
+def _new_release(version):
+    """Build the fixture at `version` into the lab's file server; point the lab pillar at it."""
+    name = f"moodle-{version}.tgz"
+    out = paths.SRV_DIR / "moodle_ha_source" / name
+    proc = subprocess.run(
+        [sys.executable, str(BUILDER), "--out", str(out), "--version", version],
+        capture_output=True, text=True, timeout=120, check=True)
+    sha = proc.stdout.split()[-1]
+    lab_pillar = paths.PILLAR_DIR / "lab.sls"
+    data = yaml.safe_load(lab_pillar.read_text())
+    data["moodle_ha"].setdefault("moodle", {})["source"] = {
+        "url": f"salt://moodle_ha_source/{name}", "sha256": sha}
+    lab_pillar.write_text(yaml.safe_dump(data, sort_keys=False))
+    return sha
+
+
+def _state_of(run, host, sid):
+    """The result of state ID `sid` in `host`'s part of the orchestration (None when absent)."""
+    for _, minion, key, result in results.minion_states(run.output):
+        if minion == host and f"_|-{sid}_|-" in key:
+            return result
+    return None
+
+
+@pytest.fixture(scope="module")
+def upgraded(deployed, topology):
+    before = _front_page()
+    if "code_version" not in before:
+        pytest.skip("not the fixture app (its front page does not report the code's version)")
+    version = str(decimal.Decimal(before["version"]) + decimal.Decimal("0.01"))
+    _new_release(version)
+    with Poller(topology["vip"]) as poll:
+        time.sleep(2)
+        run = testkit.orchestrate()
+        time.sleep(8)
+    return {"before": before, "version": version, "run": run, "answers": poll.answers}
+
+
+def test_upgrade_orchestrate_succeeds(upgraded):
+    assert not upgraded["run"].failed, "\n".join(upgraded["run"].failed[:20])
+
+
+def test_no_node_ever_serves_code_against_a_database_of_another_version(upgraded):
+    answers = upgraded["answers"]
+    ok = [a for a in answers if a[1] == 200]
+    mixed = [a for a in ok if a[3] != a[4]]
+    assert ok, "no successful answer while polling"
+    assert mixed == [], mixed[:10]
+    served = {(a[3], a[4]) for a in ok}
+    old = upgraded["before"]["version"]
+    assert (old, old) in served and (upgraded["version"],) * 2 in served, served
+
+
+def test_the_upgrade_window_is_short_and_held_once(upgraded, topology):
+    answers = upgraded["answers"]
+    down = [a for a in answers if a[1] != 200]
+    assert down, "no answer was a 503: the upgrade went live without a maintenance window"
+    first, last = down[0][0], down[-1][0]
+    # One window: every answer between its first and last failure failed too.
+    inside = [a for a in answers if first <= a[0] <= last]
+    assert all(a[1] != 200 for a in inside), "the site came back and went down again"
+    run = upgraded["run"]
+    primary = testkit.pillar().get("moodle", {}).get("primary_node") or sorted(
+        n for n, h in topology["hosts"].items() if "web" in h["roles"])[0]
+    opened = _state_of(run, primary, "moodle_ha-moodle-upgrade-window-opened")
+    installed = _state_of(run, primary, "moodle_ha-moodle-install-installed")
+    closed = _state_of(run, primary, "moodle_ha-moodle-upgrade-window-closed")
+    assert opened and opened["changes"].get("maintenance") == {"old": False, "new": True}
+    assert closed and closed["changes"].get("maintenance") == {"old": True, "new": False}
+    assert installed["changes"]["version"]["new"] == upgraded["version"]
+    upgrade_s = installed["duration"] / 1000
+    window = last - first
+    print(f"\nupgrade to {upgraded['version']}: orchestrate {run.seconds:.0f} s; no answer but"
+          f" 503 for {window:.1f} s ({len(down)} of {len(answers)} answers), upgrade.php state"
+          f" {upgrade_s:.1f} s")
+
+
+def test_every_node_serves_the_new_release_after_the_window(upgraded, topology):
+    webs = sorted(n for n, h in topology["hosts"].items() if "web" in h["roles"])
+    seen = {}
+    for _ in range(6 * len(webs)):
+        page = _front_page()
+        seen[page["web_node"]] = (page["version"], page["code_version"])
+    assert set(seen) == set(webs), seen
+    assert set(seen.values()) == {(upgraded["version"], upgraded["version"])}, seen
+    dataroot = testkit.pillar().get("moodle", {}).get("dataroot", "/var/moodledata")
+    flag = testkit.host_exec(webs[0], ["test", "-e", f"{dataroot}/climaintenance.html"])
+    assert flag.returncode != 0, "the maintenance flag is still in the dataroot"
