@@ -91,6 +91,18 @@ class _Site:
         return [self.dbpass, self.adminpass]
 
 
+def _write_flag(flag, runas):
+    """The formula's maintenance page at ``flag``, owned by the web user. Salt's file.write
+    ends every argument with a newline: the page goes without its own."""
+    __salt__["file.write"](flag, MAINTENANCE_PAGE.rstrip("\n"))
+    __salt__["file.chown"](flag, runas, runas)
+
+
+def _is_our_flag(flag):
+    """Whether ``flag`` holds the formula's page (anyone else's flag is never removed)."""
+    return __salt__["file.read"](flag).rstrip("\n") == MAINTENANCE_PAGE.rstrip("\n")
+
+
 def _install_with_maintenance(site):
     """Install with the shared dataroot in CLI maintenance; keep maintenance on failure.
 
@@ -100,11 +112,10 @@ def _install_with_maintenance(site):
     flag = site.maintenance_flag
     placed = False
     if flag and not __salt__["file.file_exists"](flag):
-        __salt__["file.write"](flag, MAINTENANCE_PAGE)
-        __salt__["file.chown"](flag, site.runas, site.runas)
+        _write_flag(flag, site.runas)
         placed = True
     elif flag:
-        placed = __salt__["file.read"](flag) == MAINTENANCE_PAGE
+        placed = _is_our_flag(flag)
     __salt__["moodle.install"](site.dirroot, **site.install)
     if placed:
         __salt__["file.remove"](flag)
@@ -333,7 +344,7 @@ def _upgrade_window_opened(name, release, dbhost, dbport, dbname, dbuser, dbpass
             f"the database is at {db_version}, the staged release at {code['version']}"))
         return ret
     if __salt__["file.file_exists"](flag):
-        ours = __salt__["file.read"](flag) == MAINTENANCE_PAGE
+        ours = _is_our_flag(flag)
         ret["result"] = True
         ret["comment"] = (f"The upgrade window is open ({flag})" if ours else
                           f"The site is already in maintenance ({flag}, not the formula's"
@@ -346,8 +357,7 @@ def _upgrade_window_opened(name, release, dbhost, dbport, dbname, dbuser, dbpass
                    comment="The site would go into maintenance for the upgrade to"
                            f" {code['version']}")
         return ret
-    __salt__["file.write"](flag, MAINTENANCE_PAGE)
-    __salt__["file.chown"](flag, runas, runas)
+    _write_flag(flag, runas)
     ret.update(result=True, changes=change,
                comment=f"The site is in maintenance for the upgrade from {db_version} to"
                        f" {code['version']} ({flag})")
@@ -378,7 +388,7 @@ def _upgrade_window_closed(name, dbhost, dbport, dbname, dbuser, dbpass, dataroo
         ret["result"] = True
         ret["comment"] = "The site is not in maintenance"
         return ret
-    if __salt__["file.read"](flag) != MAINTENANCE_PAGE:
+    if not _is_our_flag(flag):
         ret["result"] = True
         ret["comment"] = f"{flag} is not the formula's: the administrator's maintenance stays"
         return ret

@@ -110,7 +110,8 @@ class FakeFiles:
         }
 
     def write(self, path, *lines):
-        self.files[path] = "".join(lines)
+        # As Salt 3008's file.write: every argument becomes a line ending with a newline.
+        self.files[path] = "".join(f"{line}\n" for line in lines)
         return f"Wrote {len(lines)} lines to {path}"
 
 
@@ -516,7 +517,7 @@ def test_installed_fails_without_touching_anything_when_database_unreachable(mod
 def test_installed_upgrades_inside_a_flag_already_in_place_and_leaves_it(mod):
     php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
     state = _state(mod, php, files, code_version="2025100600.02")
-    files.write(FLAG, state.MAINTENANCE_PAGE)
+    files.files[FLAG] = state.MAINTENANCE_PAGE
     ret = _installed(state)
     assert ret["result"] is True, ret
     assert php.scripts() == ["probe", "upgrade.php --non-interactive", "probe",
@@ -576,7 +577,7 @@ def test_window_stays_shut_on_a_first_install_or_without_an_upgrade(mod, db_vers
 
 def test_window_leaves_an_administrators_maintenance_alone(mod):
     php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
-    files.write(FLAG, "<html>Back at noon</html>")
+    files.files[FLAG] = "<html>Back at noon</html>"
     state = _window_state(mod, php, files)
     opened = _window(state)
     assert opened["result"] is True and opened["changes"] == {}
@@ -606,7 +607,7 @@ def test_window_fails_closed_when_the_database_cannot_be_read(mod):
 def test_window_closes_once_the_database_matches_the_live_code(mod):
     php, files = FakePhp(mod, db_version="2025100600.02"), FakeFiles()
     state = _window_state(mod, php, files, live="2025100600.02")
-    files.write(FLAG, state.MAINTENANCE_PAGE)
+    files.files[FLAG] = state.MAINTENANCE_PAGE
     ret = _window(state, opened=False)
     assert ret["result"] is True
     assert ret["changes"] == {"maintenance": {"old": True, "new": False}, "flag": FLAG}
@@ -618,7 +619,7 @@ def test_window_closes_once_the_database_matches_the_live_code(mod):
 def test_window_stays_open_while_the_database_lags_the_live_code(mod):
     php, files = FakePhp(mod, db_version="2025100600"), FakeFiles()
     state = _window_state(mod, php, files, live="2025100600.02")
-    files.write(FLAG, state.MAINTENANCE_PAGE)
+    files.files[FLAG] = state.MAINTENANCE_PAGE
     ret = _window(state, opened=False)
     assert ret["result"] is False and ret["changes"] == {}
     assert "stays in maintenance" in ret["comment"]
