@@ -21,6 +21,10 @@ base:
   'roles:garbd':
     - match: grain
     - moodle_ha.garbd
+  # The shared cache: Redis and Sentinel (three or more hosts).
+  'roles:redis':
+    - match: grain
+    - moodle_ha.redis
   'roles:lb':
     - match: grain
     - moodle_ha.lb

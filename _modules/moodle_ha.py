@@ -25,6 +25,8 @@ SECRETS = (
 # Required with lb:keepalived:vrrp_version 2 only (VRRP version 3 has no authentication);
 # validated whenever it is given.
 VRRP2_SECRET = "keepalived_auth_pass"
+# Required while a host has role redis (_redis_errors).
+REDIS_SECRET = "redis_password"
 # Optional: backup_encryption_key's presence switches backup encryption on; tls_key (a PEM
 # private key: line breaks allowed) is required while lb:tls:enabled is true (_tls_errors),
 # galera_tls_key while galera:tls:enabled is true (_galera_tls_errors).
@@ -149,7 +151,8 @@ def _unknown_key_errors(data, known, errors, path=""):
     for key in sorted(data, key=str):
         full = f"{path}{key}"
         if full == "secrets":
-            names = SECRETS + (VRRP2_SECRET,) + OPTIONAL_SECRETS + RETIRED_SECRETS
+            names = (SECRETS + (VRRP2_SECRET, REDIS_SECRET) + OPTIONAL_SECRETS
+                     + RETIRED_SECRETS)
             for name in sorted(data[key] if isinstance(data[key], dict) else (), key=str):
                 if name not in names:
                     _unknown_key("secrets:", name, names, errors)
@@ -540,6 +543,83 @@ def _garbd_errors(data, errors):
         errors.append(f"moodle_ha:garbd:restart_sec: {restart!r} is not a number of seconds >= 1")
 
 
+# Redis's eviction policies (redis.conf maxmemory-policy).
+REDIS_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
+                  "volatile-lfu", "volatile-random", "volatile-ttl")
+# A Redis memory size as redis.conf reads it (bytes, or k/kb/m/mb/g/gb).
+_REDIS_MEMORY_RE = re.compile(r"^[1-9][0-9]*(?:[kmg]b?)?$", re.IGNORECASE)
+# Moodle's cachestore_redis key prefix (letters, digits, _ and -; 5 at most here).
+_REDIS_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,5}$")
+_REDIS_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+APPLICATION_STORES = ("file", "redis")
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _redis_errors(data, errors):
+    """The redis layer's settings, and moodle:cache:application_store's need of it."""
+    hosts = _role_hosts(data).get("redis") or []
+    store = _get(data, "moodle:cache:application_store")
+    if store not in APPLICATION_STORES:
+        errors.append(f"moodle_ha:moodle:cache:application_store: {store!r} is not one of"
+                      f" {', '.join(APPLICATION_STORES)}")
+    elif store == "redis" and not hosts:
+        errors.append("moodle_ha:moodle:cache:application_store: redis needs hosts with role"
+                      " redis in moodle_ha:topology:hosts")
+    if store == "redis":
+        prefix = _get(data, "moodle:cache:redis_prefix")
+        if not (isinstance(prefix, str) and _REDIS_PREFIX_RE.match(prefix)):
+            errors.append(f"moodle_ha:moodle:cache:redis_prefix: {prefix!r} is not 1 to 5"
+                          " letters, digits, _ or - (Moodle's Redis key prefix)")
+    if not hosts:
+        return
+    if len(hosts) < 3:
+        errors.append(f"moodle_ha:topology:hosts: role redis on {len(hosts)} host(s)"
+                      f" ({', '.join(hosts)}): Sentinel needs three or more, so that the loss"
+                      " of one host leaves a majority to promote a replica")
+    password = _get(data, f"secrets:{REDIS_SECRET}")
+    key = f"moodle_ha:secrets:{REDIS_SECRET}"
+    if password is None or password == "":
+        errors.append(f"{key}: missing (required while a host has role redis; no default"
+                      " password is shipped)")
+    elif not isinstance(password, str):
+        errors.append(f"{key}: {_kind(password)} in YAML, not a string (quote it: YAML reads"
+                      " e.g. 0123 as 83 and yes as true)")
+    else:
+        _secret_text_errors(key, password, errors, line_breaks=True)
+        # Sentinel rewrites its file at its first start and on every failover with
+        # `sentinel auth-pass` unquoted (measured, Redis 8.0.2): a password with a space or a
+        # quote does not survive the rewrite, and the next start fails.
+        bad = list(dict.fromkeys(ch for ch in password if ch.isspace() or ch in "\"'"))
+        if bad:
+            errors.append(f"{key}: contains {', '.join(_char(ch) for ch in bad)}: Sentinel"
+                          " rewrites its file with the password unquoted, so it may hold no"
+                          " whitespace and no quotes")
+    quorum = _get(data, "redis:quorum")
+    if quorum is not None and not (_positive_int(quorum) and quorum <= len(hosts)):
+        errors.append(f"moodle_ha:redis:quorum: {quorum!r} is not null (a majority) or a number"
+                      f" of sentinels from 1 to {len(hosts)} (the redis hosts)")
+    for name in ("down_after_ms", "failover_timeout_ms", "parallel_syncs", "check_interval"):
+        value = _get(data, f"redis:{name}")
+        if not _positive_int(value):
+            errors.append(f"moodle_ha:redis:{name}: {value!r} is not a positive integer")
+    memory = _get(data, "redis:maxmemory")
+    if not (isinstance(memory, (str, int)) and not isinstance(memory, bool)
+            and _REDIS_MEMORY_RE.match(str(memory))):
+        errors.append(f"moodle_ha:redis:maxmemory: {memory!r} is not a Redis memory size"
+                      " (e.g. 256mb, 1gb; a cache needs a limit)")
+    policy = _get(data, "redis:maxmemory_policy")
+    if policy not in REDIS_POLICIES:
+        errors.append(f"moodle_ha:redis:maxmemory_policy: {policy!r} is not one of"
+                      f" {', '.join(REDIS_POLICIES)}")
+    name = _get(data, "redis:master_name")
+    if not (isinstance(name, str) and _REDIS_NAME_RE.match(name)):
+        errors.append(f"moodle_ha:redis:master_name: {name!r} is not a plain name (letters,"
+                      " digits, . _ -)")
+
+
 # An NTP server of chrony.conf: a host name or an IP address (no spaces: no extra options).
 _NTP_SERVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -676,7 +756,8 @@ _ROLE_LISTENERS = {
     "garbd": ("galera:replication_port",),
     "web": ("lb:haproxy:web_backend_port",),
     "lb": ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
-           "lb:haproxy:stats_port", "lb:tls:https_port"),
+           "lb:haproxy:stats_port", "lb:tls:https_port", "redis:endpoint_port"),
+    "redis": ("redis:port", "redis:sentinel_port"),
 }
 # Exporter ports and the role of the hosts that run each (None: every host).
 _EXPORTER_PORTS = (("metrics:node_exporter:port", None), ("metrics:mysqld_exporter:port", "galera"))
@@ -1101,6 +1182,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _decommission_errors(data, errors)
         _layer_errors(data, errors)
         _garbd_errors(data, errors)
+        _redis_errors(data, errors)
         _chrony_errors(data, errors)
         _metrics_errors(data, errors)
         _backup_errors(data, errors)

@@ -88,6 +88,7 @@ def rules(data, minion_id=None):
     galera = _ips(data, "galera", my_ip)
     garbd = _ips(data, "garbd", my_ip)
     gluster = _ips(data, "gluster", my_ip)
+    redis = _ips(data, "redis", my_ip)
     out = []
 
     def add(comment, sources, proto, ports, destinations=None):
@@ -123,6 +124,11 @@ def rules(data, minion_id=None):
         ports = _get(data, "firewall:gluster_brick_ports") or {}
         add("gluster bricks from the gluster peers and the dataroot clients", clients, "tcp",
             [f"{ports.get('first')}-{ports.get('last')}"])
+    redis_cfg = _get(data, "redis") or {}
+    if "redis" in roles:
+        add("redis from the load balancers and the redis peers", lb_sources + redis, "tcp",
+            [redis_cfg["port"]])
+        add("redis sentinel from the redis peers", redis, "tcp", [redis_cfg["sentinel_port"]])
     if "web" in roles:
         add("apache from the load balancers", lb_sources, "tcp", [hp["web_backend_port"]])
     if "lb" in roles:
@@ -134,6 +140,9 @@ def rules(data, minion_id=None):
         add("the site on the VIP", web_allow, "tcp", site, listen)
         add("database endpoints from the web nodes", web + _allow(data, "db_allow", []),
             "tcp", [hp["writer_port"], hp["reader_port"]], listen)
+        if _get(data, "nodes:roles:redis"):
+            add("redis endpoint from the web nodes", web, "tcp", [redis_cfg["endpoint_port"]],
+                listen)
         add("haproxy stats", [subnet] + list(hp.get("stats_allow") or []), "tcp",
             [hp["stats_port"]])
         add("vrrp from the other load balancers", lbs, "vrrp", [])

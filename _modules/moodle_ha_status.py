@@ -299,6 +299,7 @@ def facts(timeout=2, budget=3):
                        if not spec.get("decommission")}
     out["topology"]["_ports"] = {key: haproxy[key]
                                  for key in ("writer_port", "reader_port", "web_port")}
+    out["topology"]["_ports"]["redis_port"] = (mapdata.get("redis") or {}).get("endpoint_port")
     out["limits"] = mapdata.get("status") or {}
     out["topology"]["_backup_node"] = mapdata["nodes"].get("backup_node")
     readers = {"galera": lambda: _galera(mapdata, timeout), "backup": lambda: _backup(mapdata),

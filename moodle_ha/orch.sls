@@ -90,6 +90,14 @@
 {{ step(previous, "garbd-applied", garbd, "moodle_ha.garbd") }}
 {%- endif %}
 
+{#- Phase: the shared cache (role redis): every redis host in one job (a new cluster's first
+    redis host is its primary, the others its replicas; a host joining later asks the
+    sentinels). Before the load balancers, whose redis endpoint checks these servers. #}
+{%- set redis = roles.get("redis", []) | map(attribute="name") | list %}
+{%- if redis %}
+{{ step(previous, "redis-applied", redis, "moodle_ha.redis") }}
+{%- endif %}
+
 {#- Phase: load balancers (the DB endpoints need clustercheck answering on every DB node). #}
 {%- if lbs %}
 {{ step(previous, "lb-applied", lbs, "moodle_ha.lb") }}

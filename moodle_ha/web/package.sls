@@ -6,7 +6,9 @@
 moodle_ha-web-package-installed:
   pkg.installed:
     - pkgs:
-{%- for pkg in moodle_ha.pkgs.web + (moodle_ha.pkgs.xsendfile if moodle_ha.web.xsendfile else []) %}
+{%- set redis = moodle_ha.moodle.cache.application_store == "redis" %}
+{%- for pkg in moodle_ha.pkgs.web + (moodle_ha.pkgs.xsendfile if moodle_ha.web.xsendfile else [])
+               + (moodle_ha.pkgs.php_redis if redis else []) %}
       - {{ pkg }}
 {%- endfor %}
     # The moodle execution module and state load only once the php CLI exists.

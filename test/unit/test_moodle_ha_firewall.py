@@ -417,3 +417,29 @@ def test_good_firewall_keys_are_accepted(patch):
 def test_an_unknown_firewall_key_names_the_closest_known_one():
     text = _errors({"firewall:ssh_allowed": []})
     assert "moodle_ha:firewall:ssh_allowed" in text and "ssh_allow" in text
+
+
+# -- role redis on the three app nodes -----------------------------------------------------
+
+REDIS = {f"topology:hosts:{name}:roles": ["galera", "gluster", "web", "redis"] for name in APP}
+REDIS["secrets:redis_password"] = "example-redis-password"
+
+
+@pytest.mark.parametrize("minion", sorted(APP))
+def test_redis_host_admits_the_load_balancers_and_its_peers_only(minion):
+    ports = _by_port(_rules(minion, REDIS))
+    peers = set(APP.values()) - {APP[minion]}
+    server = ports["tcp", "6379"]
+    assert _addresses(server["sources"]) == peers | set(LB.values()) | {VIP}
+    assert _addresses(ports["tcp", "26379"]["sources"]) == peers
+    plain = _by_port(_rules(minion))
+    assert ("tcp", "6379") not in plain and ("tcp", "26379") not in plain
+
+
+@pytest.mark.parametrize("minion", sorted(LB))
+def test_lb_offers_the_redis_endpoint_to_the_web_nodes_on_the_vip_and_its_own_ip(minion):
+    ports = _by_port(_rules(minion, REDIS))
+    endpoint = ports["tcp", "6379"]
+    assert _addresses(endpoint["sources"]) == set(APP.values())
+    assert endpoint["destinations"] == [VIP, LB[minion]]
+    assert ("tcp", "26379") not in ports

@@ -511,3 +511,65 @@ def test_secret_that_is_not_a_string_rejected(value, kind):
 def test_releases_keep_below_one_or_not_a_number_rejected(value):
     assert (f"moodle_ha:moodle:releases_keep: {value!r} is not a number >= 1"
             in _error({"moodle_ha:moodle:releases_keep": value}))
+
+
+# --- the redis layer -----------------------------------------------------------------------
+
+REDIS_ON = {f"moodle_ha:topology:hosts:moodle{n}:roles": ["galera", "gluster", "web", "redis"]
+            for n in (1, 2, 3)}
+REDIS_ON["moodle_ha:secrets:redis_password"] = "r3dis#pass\\$x%é"
+REDIS_ON["moodle_ha:moodle:cache:application_store"] = "redis"
+
+
+def test_redis_on_three_hosts_with_a_password_is_accepted():
+    _accepted(REDIS_ON)
+
+
+def test_redis_needs_three_hosts():
+    text = _error({**REDIS_ON, "moodle_ha:topology:hosts:moodle3:roles":
+                   ["galera", "gluster", "web"]})
+    assert f"{HOSTS}: role redis on 2 host(s) (moodle1, moodle2): Sentinel needs three" in text
+
+
+def test_redis_without_its_password_names_the_secret():
+    text = _error({**REDIS_ON, "moodle_ha:secrets:redis_password": DELETE})
+    assert ("moodle_ha:secrets:redis_password: missing (required while a host has role redis;"
+            in text)
+
+
+@pytest.mark.parametrize("password", ["two words", 'a"quote', "it's", "tab\there"])
+def test_redis_password_that_sentinel_cannot_rewrite_is_refused(password):
+    text = _error({**REDIS_ON, "moodle_ha:secrets:redis_password": password})
+    assert "moodle_ha:secrets:redis_password: contains" in text
+    assert "no whitespace and no quotes" in text
+
+
+def test_redis_password_is_not_needed_without_redis_hosts():
+    _accepted({"moodle_ha:secrets:redis_password": DELETE})
+
+
+def test_redis_application_store_needs_redis_hosts():
+    text = _error({"moodle_ha:moodle:cache:application_store": "redis"})
+    assert "moodle_ha:moodle:cache:application_store: redis needs hosts with role redis" in text
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("moodle_ha:moodle:cache:application_store", "memcached", "is not one of file, redis"),
+    ("moodle_ha:moodle:cache:redis_prefix", "moodle_", "is not 1 to 5 letters"),
+    ("moodle_ha:redis:maxmemory", "lots", "is not a Redis memory size"),
+    ("moodle_ha:redis:maxmemory", 0, "is not a Redis memory size"),
+    ("moodle_ha:redis:maxmemory_policy", "lru", "is not one of noeviction"),
+    ("moodle_ha:redis:quorum", 4, "is not null (a majority) or a number of sentinels from 1 to 3"),
+    ("moodle_ha:redis:down_after_ms", "3s", "is not a positive integer"),
+    ("moodle_ha:redis:master_name", "moodle ha", "is not a plain name"),
+    ("moodle_ha:redis:port", "6379", "is not a TCP port"),
+])
+def test_bad_redis_settings_name_their_key(key, value, message):
+    text = _error({**REDIS_ON, key: value})
+    assert f"{key}: " in text and message in text, text
+
+
+def test_redis_endpoint_on_the_ssh_port_is_refused():
+    text = _error({**REDIS_ON, "moodle_ha:redis:endpoint_port": 22})
+    assert ("moodle_ha:firewall:ssh_port: port 22 is also moodle_ha:redis:endpoint_port"
+            in text), text

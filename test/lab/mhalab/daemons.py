@@ -178,6 +178,9 @@ def random_secret(length: int) -> str:
 # those in sst_password and its lab value has none.
 HARD_TAIL = " a#b'c\"d\\e$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
 SST_TAIL = " a#b'c\"d$f${HOME}%g:h;i`j&k|l<m>n=o!p é€"
+# Sentinel rewrites its file with the password unquoted after a failover (validation refuses
+# whitespace and quotes in redis_password): the rest of the hard characters.
+REDIS_TAIL = "#b\\e$f${HOME}%g:h;i`j&k|l<m>n=o!p-é€"
 # keepalived's own parser takes `{`/`}` as block delimiters even inside a word (seen: the
 # config test failed) and `$` for its parameter substitution.
 KEEPALIVED_TAIL = ":;%@+="
@@ -190,6 +193,8 @@ def lab_secret(key: str) -> str:
     if key == "moodle_admin_password":
         # Moodle's default password policy: upper, lower, digit and a non-alphanumeric.
         return "Lab-" + random_secret(12) + "-1" + HARD_TAIL
+    if key == "redis_password":
+        return random_secret(12) + REDIS_TAIL
     if key == "sst_password":
         return random_secret(12) + SST_TAIL
     return random_secret(12) + HARD_TAIL
@@ -270,6 +275,8 @@ def pillar_files(topo: dict) -> None:
     for key in example["moodle_ha"].get("secrets", {}):
         generated[key] = lab_secret(key)
     generated["moodle_admin_password"] = lab_secret("moodle_admin_password")
+    # Used once a test gives hosts role redis (test_redis.py); unused otherwise.
+    generated["redis_password"] = lab_secret("redis_password")
     example_topo = example["moodle_ha"].get("topology", {})
     tls = tls_files(topo, example_topo.get("cluster_name", "moodle_ha"),
                     example_topo.get("domain", "moodle-ha.internal"))

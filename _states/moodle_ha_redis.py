@@ -1,0 +1,253 @@
+"""
+Redis and Redis Sentinel for moodle_ha's shared cache: each host's configuration file is
+written once, then owned by the server (Sentinel rewrites both files on every failover), and
+the pillar's settings are kept at run time.
+
+- :py:func:`server_configured`: a missing redis.conf is written as a replica of the primary
+  the Sentinels name (the first redis host when none answers: a new cluster); on a running
+  server the settings differing from the pillar are changed with ``CONFIG SET`` and saved
+  with ``CONFIG REWRITE`` (no restart: a restart empties a cache without persistence).
+- :py:func:`sentinel_configured`: the same for sentinel.conf and the monitored primary's
+  settings (``SENTINEL SET``).
+
+The password reaches the servers over the socket only (``moodle_ha_redis.commands``); changes
+and comments never show it.
+"""
+
+import os
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "moodle_ha_redis"
+
+MASK = "********"
+# Settings whose values are the password: never in changes.
+SECRET_SETTINGS = ("requirepass", "masterauth")
+
+
+def __virtual__():
+    if "moodle_ha_redis.command" not in __salt__:
+        return (False, "moodle_ha_redis: the moodle_ha_redis execution module is not loaded")
+    return __virtualname__
+
+
+def _ret(name):
+    return {"name": name, "result": False, "changes": {}, "comment": ""}
+
+
+def _write_once(path, text, user):
+    """``text`` into a new file at ``path``, 0640 and owned by ``user`` before it gets its
+    name (the server must not read a half-written file, nor anyone else the password).
+    OSError or CommandExecutionError when it cannot be, and then there is no file."""
+    tmp = f"{path}.moodle_ha-new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        # file.chown returns its errors ("User does not exist") instead of raising them: a
+        # file left to root would exist, so never be written again, and the server could not
+        # read it.
+        error = __salt__["file.chown"](tmp, user, user)
+        if error:
+            raise CommandExecutionError(f"chown {user}:{user} {tmp}: {str(error).strip()}")
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_new(ret, text, user, comment):
+    """:py:func:`_write_once` of ``ret``'s file: ``ret`` with ``comment`` when it was
+    written, a failure without changes when it was not."""
+    try:
+        _write_once(ret["name"], text, user)
+    except (OSError, CommandExecutionError) as exc:
+        ret.update(changes={}, comment=f"writing {ret['name']} failed: {exc}")
+        return ret
+    ret.update(result=True, comment=comment)
+    return ret
+
+
+def _primary(sentinels, master_name, primary):
+    """(``[ip, port]``, where from) of the primary a new file points at."""
+    found = __salt__["moodle_ha_redis.master_addr"](sentinels, master_name)
+    if found:
+        return [str(found[0]), int(found[1])], "the sentinels"
+    return [str(primary[0]), int(primary[1])], "the first redis host (no sentinel answered)"
+
+
+def _shown(setting, value):
+    return MASK if setting in SECRET_SETTINGS else value
+
+
+def server_configured(name, bind, port, password, settings, master_name, sentinels, primary,
+                      user="redis", paths=None, runtime=True):
+    """
+    The Redis server's configuration file ``name`` exists, and a running server has the
+    pillar's settings.
+
+    name
+        Path of the server's configuration file (redis.conf).
+    bind
+        Addresses it listens on; the first is the one the cluster and this state use.
+    port
+        Its port.
+    password
+        ``requirepass`` and ``masterauth`` (every server may become a replica).
+    settings
+        Settings kept equal to the pillar (CONFIG names: maxmemory, maxmemory-policy, save,
+        appendonly), written into a new file and changed at run time.
+    master_name, sentinels
+        Sentinel's name of the primary and the ``[ip, port]`` of every sentinel, asked where
+        the primary is when the file is written.
+    primary
+        ``[ip, port]`` of the first redis host: the primary of a new cluster.
+    runtime
+        False: only write a missing file (before the unit is started on it); True: also keep
+        the running server's settings.
+    """
+    ret = _ret(name)
+    host = str(bind[0])
+    if not os.path.exists(name):
+        try:
+            master, source = _primary(sentinels, master_name, primary)
+        except CommandExecutionError as exc:
+            ret["comment"] = str(exc)
+            return ret
+        replicaof = None if master == [host, int(port)] else master
+        role = "primary" if replicaof is None else f"replica of {master[0]}:{master[1]}"
+        try:
+            text = __salt__["moodle_ha_redis.server_config"](bind, port, password, settings,
+                                                             replicaof=replicaof, paths=paths)
+        except ValueError as exc:
+            ret["comment"] = f"{name} cannot be written: {exc}"
+            return ret
+        ret["changes"] = {"created": name, "role": role}
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would be written: {role} ({source})")
+            return ret
+        return _write_new(ret, text, user, f"{name} written: {role} ({source})")
+    if not runtime:
+        ret.update(result=True, comment=f"{name} exists (owned by the server from now on)")
+        return ret
+    want = dict(settings or {}, requirepass=password, masterauth=password)
+    try:
+        have = __salt__["moodle_ha_redis.pairs"](__salt__["moodle_ha_redis.command"](
+            host, port, "CONFIG", "GET", *sorted(want), password=password))
+    except CommandExecutionError as exc:
+        if "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
+            ret["comment"] = (f"redis at {host}:{port} refuses secrets:redis_password ({exc}):"
+                              " a changed password is not rotated by the formula")
+            return ret
+        ret.update(result=True, comment=f"{name} exists; the server does not answer yet"
+                                        f" ({exc}): its settings are checked when it does")
+        return ret
+    try:
+        diff = __salt__["moodle_ha_redis.server_settings_diff"](want, have)
+    except ValueError as exc:
+        ret["comment"] = f"the pillar's settings for redis at {host}:{port}: {exc}"
+        return ret
+    if not diff:
+        ret.update(result=True, comment=f"redis at {host}:{port} has the pillar's settings")
+        return ret
+    normalized = __salt__["moodle_ha_redis.normalized"]
+    ret["changes"] = {k: {"old": _shown(k, have.get(k)), "new": _shown(k, normalized(k, want[k]))}
+                      for k in diff}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{', '.join(diff)} would be set at run time")
+        return ret
+    cmds = [["CONFIG", "SET", k, normalized(k, want[k])] for k in diff] + [["CONFIG", "REWRITE"]]
+    try:
+        __salt__["moodle_ha_redis.commands"](host, port, cmds, password=password)
+    except CommandExecutionError as exc:
+        ret["changes"] = {}
+        ret["comment"] = f"changing {', '.join(diff)} on redis at {host}:{port} failed: {exc}"
+        return ret
+    ret.update(result=True, comment=f"{', '.join(diff)} set at run time and saved ({name})")
+    return ret
+
+
+def sentinel_configured(name, bind, port, master_name, quorum, password, settings, sentinels,
+                        primary, user="redis", paths=None, runtime=True):
+    """
+    Redis Sentinel's configuration file ``name`` exists, and a running Sentinel monitors
+    ``master_name`` with the pillar's settings.
+
+    name
+        Path of Sentinel's configuration file.
+    bind, port
+        Addresses and port of this Sentinel (the first address is the one used here).
+    master_name, quorum
+        The monitored primary's name, and how many sentinels must agree it is down.
+    password
+        What Sentinel logs in to the servers with (``sentinel auth-pass``).
+    settings
+        Per-primary settings (down-after-milliseconds, failover-timeout, parallel-syncs).
+    sentinels
+        ``[ip, port]`` of the other sentinels, asked where the primary is when the file is
+        written.
+    primary
+        ``[ip, port]`` of the first redis host: the primary of a new cluster.
+    runtime
+        As in :py:func:`server_configured`.
+    """
+    ret = _ret(name)
+    host = str(bind[0])
+    if not os.path.exists(name):
+        try:
+            master, source = _primary(sentinels, master_name, primary)
+        except CommandExecutionError as exc:
+            ret["comment"] = str(exc)
+            return ret
+        try:
+            # ValueError: a password or master name Sentinel's own rewrite would break (the
+            # message names which, never its value).
+            text = __salt__["moodle_ha_redis.sentinel_config"](bind, port, master_name, master,
+                                                               quorum, password, settings,
+                                                               paths=paths)
+        except ValueError as exc:
+            ret["comment"] = f"{name} cannot be written: {exc}"
+            return ret
+        ret["changes"] = {"created": name, "monitors": f"{master[0]}:{master[1]}"}
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"{name} would be written, monitoring"
+                                            f" {master[0]}:{master[1]} ({source})")
+            return ret
+        return _write_new(ret, text, user, f"{name} written, monitoring"
+                                           f" {master[0]}:{master[1]} ({source})")
+    if not runtime:
+        ret.update(result=True, comment=f"{name} exists (owned by Sentinel from now on)")
+        return ret
+    want = dict(settings or {}, quorum=quorum)
+    try:
+        have = __salt__["moodle_ha_redis.pairs"](__salt__["moodle_ha_redis.command"](
+            host, port, "SENTINEL", "MASTER", master_name))
+    except CommandExecutionError as exc:
+        if "No such master" in str(exc):
+            ret["comment"] = (f"the sentinel at {host}:{port} does not monitor {master_name}"
+                              f" ({exc}); remove {name} to have it written again")
+            return ret
+        ret.update(result=True, comment=f"{name} exists; the sentinel does not answer yet"
+                                        f" ({exc}): its settings are checked when it does")
+        return ret
+    diff = __salt__["moodle_ha_redis.sentinel_settings_diff"](want, have)
+    if not diff:
+        ret.update(result=True, comment=f"the sentinel at {host}:{port} has the pillar's"
+                                        f" settings for {master_name}")
+        return ret
+    ret["changes"] = {k: {"old": have.get(k), "new": str(want[k])} for k in diff}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{', '.join(diff)} would be set with SENTINEL SET")
+        return ret
+    args = [part for k in diff for part in (k, str(want[k]))]
+    try:
+        __salt__["moodle_ha_redis.command"](host, port, "SENTINEL", "SET", master_name, *args)
+    except CommandExecutionError as exc:
+        ret["changes"] = {}
+        ret["comment"] = f"SENTINEL SET on {host}:{port} failed: {exc}"
+        return ret
+    ret.update(result=True, comment=f"{', '.join(diff)} set with SENTINEL SET (saved by"
+                                    " Sentinel in its file)")
+    return ret

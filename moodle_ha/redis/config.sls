@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- The formula's redis.conf and sentinel.conf on this redis host, and the drop-ins that start
+    Debian's units on them. A missing file is written as a replica of the primary the
+    Sentinels name (the first redis host's server when none answers: a new cluster); an
+    existing one is never rewritten: the running server gets the pillar's settings at run
+    time (moodle_ha_redis.server_configured, moodle_ha_redis.sentinel_configured). #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set r = moodle_ha.redis %}
+{%- from tpldir ~ "/args.jinja" import me, sentinels, server_args, sentinel_args with context %}
+
+include:
+  - .package
+
+moodle_ha-redis-follow-script-file-managed:
+  file.managed:
+    - name: {{ r.follow_script }}
+    - source: salt://{{ tpldir }}/files/moodle_ha-redis-follow.sh.jinja
+    - template: jinja
+    - context:
+        unit: {{ moodle_ha.services.redis }}
+        config_file: {{ r.config_file }}
+        me: {{ me.ip }}
+        port: {{ r.port }}
+        sentinels: {{ sentinels | json }}
+        master_name: {{ r.master_name | json }}
+        cli: {{ r.cli }}
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0755'
+
+{%- for unit, bin, file, pre in [(moodle_ha.services.redis, r.server_bin, r.config_file, r.follow_script),
+                                 (moodle_ha.services.redis_sentinel, r.sentinel_bin, r.sentinel_config_file, none)] %}
+
+moodle_ha-redis-{{ unit }}-dropin-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ unit }}.service.d/moodle_ha-redis.conf
+    - source: salt://{{ tpldir }}/files/redis-dropin.conf.jinja
+    - template: jinja
+    - context:
+        unit: {{ unit }}
+        bin: {{ bin }}
+        config_file: {{ file }}
+        pre: {{ pre | json }}
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0644'
+{%-   if pre %}
+    - require:
+      - file: moodle_ha-redis-follow-script-file-managed
+{%-   endif %}
+{%- endfor %}
+
+moodle_ha-redis-systemd-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: moodle_ha-redis-{{ moodle_ha.services.redis }}-dropin-file-managed
+      - file: moodle_ha-redis-{{ moodle_ha.services.redis_sentinel }}-dropin-file-managed
+
+moodle_ha-redis-server-configured:
+  moodle_ha_redis.server_configured:
+{{- server_args() }}
+    - runtime: false
+    - require:
+      - pkg: moodle_ha-redis-package-installed
+
+moodle_ha-redis-sentinel-configured:
+  moodle_ha_redis.sentinel_configured:
+{{- sentinel_args() }}
+    - runtime: false
+    - require:
+      - pkg: moodle_ha-redis-package-installed
+      - moodle_ha_redis: moodle_ha-redis-server-configured

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- redis-server and redis-sentinel running and enabled. A unit that runs since before its
+    drop-in (the package started both on Debian's files) restarts once; nothing else
+    restarts them: a restart empties a cache without persistence, and settings change at
+    run time. #}
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- from tpldir ~ "/args.jinja" import server_args, sentinel_args with context %}
+
+include:
+  - .config
+
+{%- for unit, configured in [(moodle_ha.services.redis, "server"),
+                             (moodle_ha.services.redis_sentinel, "sentinel")] %}
+
+{#- Restarted unless it started after its drop-in was written: the first run (the package
+    started it on Debian's file), and a run after one that failed in between, restart it;
+    later runs do not. #}
+{%-   set dropin = "/etc/systemd/system/" ~ unit ~ ".service.d/moodle_ha-redis.conf" %}
+moodle_ha-redis-{{ unit }}-restarted:
+  cmd.run:
+    - name: systemctl restart {{ unit }}
+    - unless:
+      - >-
+        started=$(systemctl show -p ActiveEnterTimestamp --value {{ unit }})
+        && [ -n "$started" ]
+        && [ "$(date -d "$started" +%s)" -ge "$(stat -c %Y {{ dropin }})" ]
+    - require:
+      - cmd: moodle_ha-redis-systemd-reloaded
+      - moodle_ha_redis: moodle_ha-redis-{{ configured }}-configured
+
+moodle_ha-redis-{{ unit }}-service-running:
+  service.running:
+    - name: {{ unit }}
+    - enable: True
+    - require:
+      - cmd: moodle_ha-redis-{{ unit }}-restarted
+{%- endfor %}
+
+{#- The pillar's settings on the running server and sentinel (CONFIG SET + CONFIG REWRITE,
+    SENTINEL SET): no restart. #}
+moodle_ha-redis-server-settings-kept:
+  moodle_ha_redis.server_configured:
+{{- server_args() }}
+    - require:
+      - service: moodle_ha-redis-{{ moodle_ha.services.redis }}-service-running
+
+moodle_ha-redis-sentinel-settings-kept:
+  moodle_ha_redis.sentinel_configured:
+{{- sentinel_args() }}
+    - require:
+      - service: moodle_ha-redis-{{ moodle_ha.services.redis_sentinel }}-service-running
