@@ -97,7 +97,7 @@ def test_haproxy_endpoint_routes_to_the_primary_checked_with_the_password(render
     section = config_section(text, "listen redis")
     assert "bind 172.30.77.100:6379" in section and "bind 172.30.77.21:6379" in section
     assert f"tcp-check send-binary {_resp('AUTH', PASSWORD)}" in section
-    assert "tcp-check expect string role:master" in section
+    assert "tcp-check expect rstring role:master[[:space:]]+connected_slaves:[1-9]" in section
     assert [line for line in section if line.startswith("server ")] == [
         f"server moodle{n} {ip}:6379 check" for n, ip in enumerate(REDIS_IPS, 1)]
     assert PASSWORD not in text
