@@ -77,12 +77,31 @@ require $moodlehascript;
 
 # Moodle's cache configuration (MUC) brought to what Salt wants, through Moodle's own writer
 # API. argv: [-, <dirroot>]; stdin: {"stores": {name: {"plugin", "configuration"}},
-# "local_store": name|null, "definitions": {id: [store, ...]}, "test": bool}. Mapping rule, for
-# every definition Moodle knows: an explicit entry of "definitions"; else the local store for an
+# "local_store": name|null, "definitions": {id: [store, ...]}, "modes": {"application" |
+# "session" | "request": [store, ...]}, "test": bool}. Mapping rule, for every definition
+# Moodle knows: an explicit entry of "definitions"; else the local store for an
 # application-mode definition that Moodle marks canuselocalstore; else none (the mode's
-# default store). Prints {"stores": {name: "added"|"changed"}, "mappings": {id: {"old", "new"}}}
-# (what changed, or would with "test"); a Moodle exception exits 2 with its message on stderr.
+# default store). A mode named in "modes" gets these stores as its default (Moodle's mode
+# mappings, cache_store::MODE_APPLICATION 1, MODE_SESSION 2, MODE_REQUEST 4); the modes not
+# named keep theirs (set_mode_mappings() empties a mode missing from its argument, so it always
+# gets all three). Prints {"stores": {name: "added"|"changed"}, "mappings": {id: {"old", "new"}},
+# "modes": {mode: {"old", "new"}}} (what changed, or would with "test"; store lists in Moodle's
+# order of use, the first the primary); a Moodle exception exits 2 with its message on stderr.
+#
+# A store's configuration is compared as Moodle's stores read it (moodleha_canon): scalars as
+# strings (1, "1" and true alike; 0, "0" and false alike; null as ""), keys in any order, so
+# neither JSON's types nor those the admin form stored (PARAM_INT, PARAM_BOOL as 0/1) make a
+# change. A "lock" in the configuration is Moodle's store lock, which the writer keeps beside
+# the configuration.
 _CACHE_CONFIG_PHP = r"""
+function moodleha_canon($value) {
+    if (is_array($value)) {
+        ksort($value);
+        return array_map('moodleha_canon', $value);
+    }
+    if (is_bool($value)) { return $value ? '1' : '0'; }
+    return $value === null ? '' : (string)$value;
+}
 $moodlehawant = json_decode(file_get_contents('php://stdin'), true);
 if (!is_array($moodlehawant)) { fwrite(STDERR, "bad input\n"); exit(2); }
 define('CLI_SCRIPT', true);
@@ -95,19 +114,26 @@ try {
         $writer = \cache_config_writer::instance();
     }
     $dry = !empty($moodlehawant['test']);
-    $out = ['stores' => new stdClass(), 'mappings' => new stdClass()];
+    $out = ['stores' => new stdClass(), 'mappings' => new stdClass(), 'modes' => new stdClass()];
     $have = $writer->get_all_stores();
-    foreach ($moodlehawant['stores'] as $name => $store) {
+    foreach ($moodlehawant['stores'] ?? [] as $name => $store) {
+        $configuration = $store['configuration'] ?? [];
         if (!isset($have[$name])) {
             $out['stores']->$name = 'added';
             if (!$dry) {
-                $writer->add_store_instance($name, $store['plugin'], $store['configuration']);
+                $writer->add_store_instance($name, $store['plugin'], $configuration);
             }
-        } else if ($have[$name]['plugin'] !== $store['plugin']
-                || $have[$name]['configuration'] != $store['configuration']) {
+            continue;
+        }
+        $compare = $configuration;
+        unset($compare['lock']);
+        $lock = array_key_exists('lock', $configuration)
+            && (string)$configuration['lock'] !== (string)($have[$name]['lock'] ?? '');
+        $same = moodleha_canon($have[$name]['configuration'] ?? []) === moodleha_canon($compare);
+        if ($have[$name]['plugin'] !== $store['plugin'] || $lock || !$same) {
             $out['stores']->$name = 'changed';
             if (!$dry) {
-                $writer->edit_store_instance($name, $store['plugin'], $store['configuration']);
+                $writer->edit_store_instance($name, $store['plugin'], $configuration);
             }
         }
     }
@@ -132,6 +158,48 @@ try {
         if ($old !== $target) {
             $out['mappings']->$id = ['old' => $old, 'new' => $target];
             if (!$dry) { $writer->set_definition_mappings($id, $target); }
+        }
+    }
+    // A mode's stores in Moodle's order of use, the first the primary: by descending sort, as
+    // get_mode_mappings() has them. set_mode_mappings() numbers its stores 0, 1, ... (Moodle's
+    // defaults have -1), the last one given the highest: it gets each list reversed.
+    $modeids = ['application' => 1, 'session' => 2, 'request' => 4];
+    $wantmodes = $moodlehawant['modes'] ?? [];
+    if ($wantmodes) {
+        $bymode = [1 => [], 2 => [], 4 => []];
+        foreach ($writer->get_mode_mappings() as $m) {
+            $bymode[(int)$m['mode']][] = $m;
+        }
+        $oldmodes = [];
+        foreach ($bymode as $mode => $ms) {
+            usort($ms, function($a, $b) { return (int)$b['sort'] <=> (int)$a['sort']; });
+            $oldmodes[$mode] = array_column($ms, 'store');
+        }
+        $newmodes = $oldmodes;
+        $stores = $writer->get_all_stores();
+        foreach ($wantmodes as $modename => $names) {
+            if (!isset($modeids[$modename])) {
+                throw new \RuntimeException("Unknown cache mode $modename");
+            }
+            $mode = $modeids[$modename];
+            $newmodes[$mode] = array_values($names);
+            foreach ($newmodes[$mode] as $storename) {
+                if (isset($stores[$storename]['modes'])
+                        && !((int)$stores[$storename]['modes'] & $mode)) {
+                    throw new \RuntimeException("The cache store $storename ("
+                        . $stores[$storename]['plugin'] . ") does not support the $modename mode");
+                }
+                if (!isset($stores[$storename]) && !isset($moodlehawant['stores'][$storename])) {
+                    throw new \RuntimeException("The instance name for the new mapping does"
+                        . " not exist: $storename (mode $modename)");
+                }
+            }
+            if ($newmodes[$mode] !== $oldmodes[$mode]) {
+                $out['modes']->$modename = ['old' => $oldmodes[$mode], 'new' => $newmodes[$mode]];
+            }
+        }
+        if (!$dry && (array) $out['modes']) {
+            $writer->set_mode_mappings(array_map('array_reverse', $newmodes));
         }
     }
 } catch (\Throwable $e) {
@@ -558,16 +626,116 @@ def release_plan(found, current, keep):
     return kept, [name for name in names if name not in kept]
 
 
-def cache_config(dirroot, stores=None, local_store=None, definitions=None, test=False,
-                 runas="www-data", php=None):
+# Moodle's cache modes (cache_store::MODE_*), by the names moodle.cache_config takes.
+CACHE_MODES = {"application": 1, "session": 2, "request": 4}
+
+# cachestore_redis's configuration as Moodle 5.1 stores it from its admin form
+# (public/cache/stores/redis/lib.php config_get_configuration_array(), addinstanceform.php):
+# every key of the form, typed as the form cleans it (PARAM_TEXT/PARAM_RAW strings,
+# PARAM_INT ints, the advcheckboxes' PARAM_BOOL as 0/1), the form's defaults for the keys not
+# given (Redis::SERIALIZER_PHP 1, COMPRESSOR_NONE 0, CONNECTION_TIMEOUT 3). lockwait and
+# locktimeout are not on the form; the store reads them as ints.
+REDIS_DEFAULTS = {
+    "server": "",
+    "prefix": "",
+    "password": "",
+    "serializer": 1,
+    "compressor": 0,
+    "connectiontimeout": 3,
+    "encryption": 0,
+    "cafile": "",
+    "clustermode": 0,
+}
+_REDIS_TEXT = ("server", "prefix", "password", "cafile")
+_REDIS_INT = ("serializer", "compressor", "connectiontimeout", "lockwait", "locktimeout")
+_REDIS_BOOL = ("encryption", "clustermode")
+_REDIS_PREFIX_RE = re.compile(r"^[a-zA-Z0-9\-_]+$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _redis_configuration(name, configuration):
+    """A redis store's configuration as cachestore_redis's admin form would store it."""
+    conf = {**REDIS_DEFAULTS, **(configuration or {})}
+    if isinstance(conf["server"], (list, tuple)):
+        conf["server"] = "\n".join(str(server) for server in conf["server"])
+    for key in _REDIS_TEXT:
+        conf[key] = "" if conf[key] is None else str(conf[key])
+    for key in _REDIS_INT:
+        if key in conf:
+            try:
+                conf[key] = int(conf[key])
+            except (TypeError, ValueError):
+                raise CommandExecutionError(
+                    f"cache store {name}: {key} must be a whole number") from None
+    for key in _REDIS_BOOL:
+        value = conf[key]
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            conf[key] = int(value.strip().lower() in _TRUE)
+        elif isinstance(value, (bool, int)) or value is None:
+            conf[key] = int(bool(value))
+        else:
+            raise CommandExecutionError(f"cache store {name}: {key} must be true or false")
+    if not conf["server"].strip():
+        raise CommandExecutionError(f"cache store {name}: the redis store needs a server")
+    if conf["prefix"] and not _REDIS_PREFIX_RE.match(conf["prefix"]):
+        raise CommandExecutionError(
+            f"cache store {name}: the key prefix may hold letters, digits, - and _ only")
+    return conf
+
+
+def _cache_stores(stores):
+    out = {}
+    for name, store in (stores or {}).items():
+        store = dict(store or {})
+        if not store.get("plugin"):
+            raise CommandExecutionError(f"cache store {name}: no plugin named")
+        store["configuration"] = dict(store.get("configuration") or {})
+        if store.get("plugin") == "redis":
+            store["configuration"] = _redis_configuration(name, store["configuration"])
+        out[str(name)] = store
+    return out
+
+
+def _cache_modes(modes):
+    out = {}
+    for mode, stores in (modes or {}).items():
+        key = str(mode).lower()
+        if key not in CACHE_MODES:
+            raise CommandExecutionError(
+                f"cache mode {mode!r}: not one of {', '.join(CACHE_MODES)}")
+        if isinstance(stores, str):
+            stores = [stores]
+        stores = list(stores or [])
+        if not stores or not all(isinstance(store, str) and store for store in stores):
+            raise CommandExecutionError(
+                f"cache mode {key}: a list of one or more store instance names is needed")
+        if len(set(stores)) != len(stores):
+            raise CommandExecutionError(f"cache mode {key}: a store is named twice")
+        out[key] = stores
+    return out
+
+
+def _store_secrets(stores):
+    return [store["configuration"]["password"] for store in stores.values()
+            if store["configuration"].get("password")]
+
+
+def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes=None,
+                 test=False, runas="www-data", php=None):
     """
     Bring Moodle's cache configuration on this node to the given stores and mappings, through
     Moodle's cache configuration writer (``\\core_cache\\config_writer``): add or change the
     store instances, map every definition (``definitions``: explicit ``{id: [store, ...]}``;
     else ``local_store`` for the application-mode definitions Moodle marks
-    ``canuselocalstore``; else the mode's default). Store instances not named are left alone.
-    Returns what changed (``test=True``: what would), as ``{"stores": {name: "added"|"changed"},
-    "mappings": {id: {"old": [...], "new": [...]}}}``.
+    ``canuselocalstore``; else the mode's default), and set the default store of the modes
+    named in ``modes`` (``{"application"|"session"|"request": [store, ...]}``, the first the
+    primary; the modes not named keep theirs; definition mappings win over mode mappings).
+    Store instances not named are left alone. A redis store's configuration is completed and
+    typed as Moodle's admin form stores it (:py:data:`REDIS_DEFAULTS`). Returns what changed
+    (``test=True``: what would), as ``{"stores": {name: "added"|"changed"}, "mappings": {id:
+    {"old": [...], "new": [...]}}, "modes": {mode: {"old": [...], "new": [...]}}}``. Store
+    passwords go to php on stdin and never into the return or an error.
 
     CLI Example:
 
@@ -576,9 +744,12 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, test=
         salt-call moodle.cache_config /var/www/moodle local_store=moodle_ha_local \\
             stores='{"moodle_ha_local": {"plugin": "file",
                      "configuration": {"path": "/var/cache/m"}}}'
+        salt-call moodle.cache_config /var/www/moodle modes='{"application": ["moodle_ha_redis"]}'
     """
-    want = {"stores": stores or {}, "local_store": local_store,
-            "definitions": definitions or {}, "test": bool(test)}
+    stores = _cache_stores(stores)
+    want = {"stores": stores, "local_store": local_store, "definitions": definitions or {},
+            "modes": _cache_modes(modes), "test": bool(test)}
+    secrets = _store_secrets(stores)
     ret = __salt__["cmd.run_all"](
         [_php(php), "-r", _CACHE_CONFIG_PHP, dirroot],
         runas=runas,
@@ -586,17 +757,20 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, test=
         python_shell=False,
         stdin=json.dumps(want),
         ignore_retcode=True,
+        output_loglevel="quiet" if secrets else "debug",
         timeout=300,
     )
     if ret["retcode"] != 0:
+        said = _tail(ret.get("stderr")) or _tail(ret.get("stdout"))
         raise CommandExecutionError(
-            "Moodle's cache configuration writer failed"
-            f" ({ret['retcode']}): {_tail(ret.get('stderr')) or _tail(ret.get('stdout'))}"
+            f"Moodle's cache configuration writer failed ({ret['retcode']}):"
+            f" {_scrub(said, secrets)}"
         )
     try:
         out = json.loads(ret["stdout"].strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise CommandExecutionError(
-            f"Moodle's cache configuration writer printed no JSON: {_tail(ret.get('stdout'))}"
+            "Moodle's cache configuration writer printed no JSON:"
+            f" {_scrub(_tail(ret.get('stdout')), secrets)}"
         ) from None
-    return {"stores": dict(out.get("stores") or {}), "mappings": dict(out.get("mappings") or {})}
+    return {key: dict(out.get(key) or {}) for key in ("stores", "mappings", "modes")}

@@ -476,13 +476,15 @@ def releases_pruned(name, dirroot, keep=2, component_cache_dir=None):
     return ret
 
 
-def cache_configured(name, stores=None, local_store=None, definitions=None, runas="www-data",
-                     php=None):
+def cache_configured(name, stores=None, local_store=None, definitions=None, modes=None,
+                     runas="www-data", php=None):
     """
     Moodle's cache configuration on this node as given (see ``moodle.cache_config``): the
-    store instances exist with this configuration, and every cache definition is mapped as
-    asked (``local_store`` for what Moodle marks safe for a node-local store). Meant for a
-    node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it.
+    store instances exist with this configuration, every cache definition is mapped as asked
+    (``local_store`` for what Moodle marks safe for a node-local store), and the modes named
+    in ``modes`` have these stores as their default (the other modes keep Moodle's). Meant for
+    a node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it. Store
+    passwords never appear in changes or comments.
 
     .. code-block:: yaml
 
@@ -494,15 +496,22 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, runa
                 moodle_ha_local:
                   plugin: file
                   configuration: {path: /var/cache/moodle_ha/muc-local, autocreate: true}
+                moodle_ha_redis:
+                  plugin: redis
+                  configuration: {server: 172.30.77.100:6379, prefix: mdl_, password: ...}
+            - modes:
+                application: [moodle_ha_redis]
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    secrets = [((store or {}).get("configuration") or {}).get("password")
+               for store in (stores or {}).values()]
     try:
         changes = __salt__["moodle.cache_config"](
-            name, stores=stores, local_store=local_store, definitions=definitions,
+            name, stores=stores, local_store=local_store, definitions=definitions, modes=modes,
             test=__opts__["test"], runas=runas, php=php)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
-        return ret
+        return _scrubbed(ret, secrets)
     changes = {k: v for k, v in changes.items() if v}
     if not changes:
         ret["result"] = True
@@ -510,7 +519,8 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, runa
         return ret
     ret["changes"] = changes
     what = (f"{len(changes.get('stores', {}))} store(s),"
-            f" {len(changes.get('mappings', {}))} definition mapping(s)")
+            f" {len(changes.get('mappings', {}))} definition mapping(s),"
+            f" {len(changes.get('modes', {}))} mode mapping(s)")
     if __opts__["test"]:
         ret["result"] = None
         ret["comment"] = f"{what} would be set"

@@ -3,8 +3,10 @@
 {#- Moodle's cache configuration on this node ($CFG->altcacheconfigpath, local disk), written
     through Moodle's own API (moodle.cache_configured) the same way on every web node: the
     node-local file store, and the application caches Moodle marks canuselocalstore mapped
-    to it; every other cache keeps Moodle's default store on the shared volume. Runs once the
-    release is live and (on the primary node) the database is installed or upgraded. #}
+    to it; the other application caches go to Moodle's default store on the shared volume,
+    or with moodle:cache:application_store redis to the redis layer's endpoint on the VIP.
+    Runs once the release is live and (on the primary node) the database is installed or
+    upgraded. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tpldir ~ "/release.jinja" import is_primary with context %}
@@ -16,6 +18,8 @@ include:
   - .config
   - .install
 
+{%- set redis = c.application_store == "redis" %}
+
 moodle_ha-moodle-cache-configured:
   moodle.cache_configured:
     - name: {{ m.dirroot }}
@@ -25,7 +29,20 @@ moodle_ha-moodle-cache-configured:
           configuration:
             path: {{ c.local_store_dir | json }}
             autocreate: true
+{%- if redis %}
+        {#- The redis layer's endpoint: HAProxy on the VIP, always the current primary. #}
+        {{ c.redis_store_name }}:
+          plugin: redis
+          configuration:
+            server: {{ (moodle_ha.topology.vip ~ ":" ~ moodle_ha.redis.endpoint_port) | json }}
+            prefix: {{ c.redis_prefix | json }}
+            password: {{ moodle_ha.secrets.redis_password | json }}
+{%- endif %}
     - local_store: {{ (c.local_store_name if c.local_store else none) | json }}
+    # The application caches not mapped to the local store: Moodle's file store on the
+    # shared volume (its default store), or Redis.
+    - modes:
+        application: {{ ([c.redis_store_name] if redis else ["default_application"]) | json }}
     - runas: {{ moodle_ha.web.user }}
     - php: {{ moodle_ha.web.php_bin }}
     - require:

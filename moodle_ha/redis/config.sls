@@ -7,6 +7,14 @@
     time (moodle_ha_redis.server_configured, moodle_ha_redis.sentinel_configured). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set me = moodle_ha.nodes.self %}
+
+{%- if not me or "redis" not in me.roles %}
+
+moodle_ha-redis-config-not-redis:
+  test.fail_without_changes:
+    - name: {{ grains.id }} has no role redis in moodle_ha:topology:hosts (no redis here)
+{%- else %}
 {%- set r = moodle_ha.redis %}
 {%- from tpldir ~ "/args.jinja" import me, sentinels, server_args, sentinel_args with context %}
 
@@ -75,3 +83,4 @@ moodle_ha-redis-sentinel-configured:
     - require:
       - pkg: moodle_ha-redis-package-installed
       - moodle_ha_redis: moodle_ha-redis-server-configured
+{%- endif %}

@@ -6,6 +6,14 @@
     run time. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
+{%- set me = moodle_ha.nodes.self %}
+
+{%- if not me or "redis" not in me.roles %}
+
+moodle_ha-redis-service-not-redis:
+  test.fail_without_changes:
+    - name: {{ grains.id }} has no role redis in moodle_ha:topology:hosts (no redis here)
+{%- else %}
 {%- from tpldir ~ "/args.jinja" import server_args, sentinel_args with context %}
 
 include:
@@ -51,3 +59,4 @@ moodle_ha-redis-sentinel-settings-kept:
 {{- sentinel_args() }}
     - require:
       - service: moodle_ha-redis-{{ moodle_ha.services.redis_sentinel }}-service-running
+{%- endif %}

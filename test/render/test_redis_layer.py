@@ -124,3 +124,21 @@ def test_web_nodes_get_phps_redis_extension_with_the_redis_store(renderer):
     assert "php8.4-redis" in state_args(out["moodle_ha-web-package-installed"])["pkgs"]
     plain = renderer.show_sls("moodle_ha.web", minion_id="moodle2")
     assert "php8.4-redis" not in state_args(plain["moodle_ha-web-package-installed"])["pkgs"]
+
+
+def test_moodle_maps_its_application_caches_to_the_endpoint_on_the_vip(renderer):
+    out = renderer.show_sls("moodle_ha.moodle.cache", minion_id="moodle2", pillar=_pillar())
+    cache = state_args(out["moodle_ha-moodle-cache-configured"])
+    assert cache["stores"]["moodle_ha_redis"] == {
+        "plugin": "redis",
+        "configuration": {"server": "172.30.77.100:6379", "prefix": "mdl_",
+                          "password": PASSWORD}}
+    assert cache["modes"] == {"application": ["moodle_ha_redis"]}
+    assert cache["local_store"] == "moodle_ha_local"
+
+
+def test_without_the_redis_store_the_application_caches_stay_on_moodles_default(renderer):
+    out = renderer.show_sls("moodle_ha.moodle.cache", minion_id="moodle2")
+    cache = state_args(out["moodle_ha-moodle-cache-configured"])
+    assert set(cache["stores"]) == {"moodle_ha_local"}
+    assert cache["modes"] == {"application": ["default_application"]}

@@ -7,6 +7,8 @@ so the tests can check what reached a command line, stdin and the logs.
 """
 
 import json
+import shutil
+import subprocess
 
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -655,7 +657,7 @@ def test_cache_config_sends_the_wanted_configuration_on_stdin_and_parses_moodles
     call = writer.calls[0]
     assert call["cmd"][3] == DIRROOT and call["runas"] == "www-data"
     assert call["want"] == {"stores": LOCAL_STORES, "local_store": None, "definitions": {},
-                            "test": True}
+                            "modes": {}, "test": True}
     assert out["stores"] == {}
     assert out["mappings"]["core/string"] == {"old": ["moodle_ha_local"], "new": []}
     assert len(out["mappings"]) == 14
@@ -698,7 +700,8 @@ def test_cache_configured_in_test_mode_says_what_would_change(mod):
     ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES)
     assert ret["result"] is None and seen[0]["test"] is True
     assert ret["changes"] == {"mappings": answer["mappings"]}
-    assert ret["comment"] == "0 store(s), 14 definition mapping(s) would be set"
+    assert ret["comment"] == ("0 store(s), 14 definition mapping(s), 0 mode mapping(s)"
+                              " would be set")
 
 
 def test_cache_configured_fails_with_moodles_message(mod):
@@ -706,3 +709,234 @@ def test_cache_configured_fails_with_moodles_message(mod):
                                                        " failed (2): Invalid plugin name"))
     ret = state.cache_configured(DIRROOT, stores={"x": {"plugin": "nosuch"}})
     assert ret["result"] is False and "Invalid plugin name" in ret["comment"]
+
+
+# --- The application caches in a shared Redis store (modes) --------------------------------
+# Recorded outputs named *.fixture-php8.2.*: the _CACHE_CONFIG_PHP script run by PHP 8.2 against
+# the fixture's cache writer (test/fixture_app/moodle/public/lib/cache.php), with the fixture
+# site's bootstrap (test_cache_config_against_the_fixture_writer_with_php below) standing in
+# for its database; not a real Moodle (this machine's php lacks the extensions Moodle needs).
+# That test re-derives every one of them from the fixture when php is installed.
+
+REDIS_PASS = "r3dis-'pa$$\"word"
+REDIS_STORES = {"moodle_ha_redis": {"plugin": "redis",
+                                    "configuration": {"server": "172.30.77.100:6379",
+                                                      "prefix": "mdl_",
+                                                      "password": REDIS_PASS}}}
+REDIS_MODES = {"application": ["moodle_ha_redis"]}
+# The redis store's configuration as cachestore_redis's admin form stores it (Moodle 5.1
+# public/cache/stores/redis/lib.php config_get_configuration_array, addinstanceform.php).
+REDIS_STORED = {"server": "172.30.77.100:6379", "prefix": "mdl_", "password": REDIS_PASS,
+                "serializer": 1, "compressor": 0, "connectiontimeout": 3, "encryption": 0,
+                "cafile": "", "clustermode": 0}
+
+
+def _writer(mod, **answer):
+    writer = FakeCacheWriter(mod, **answer)
+    mod.__salt__ = {"cmd.run_all": writer}
+    return writer
+
+
+def test_cache_config_maps_the_application_mode_to_a_new_redis_store(mod):
+    writer = _writer(mod, stdout=recorded("cache_config.redis-first.fixture-php8.2.json"))
+    out = mod.cache_config(DIRROOT, stores={**LOCAL_STORES, **REDIS_STORES},
+                           local_store="moodle_ha_local", modes=REDIS_MODES)
+    want = writer.calls[0]["want"]
+    assert want["modes"] == {"application": ["moodle_ha_redis"]} and want["test"] is False
+    assert want["stores"]["moodle_ha_redis"] == {"plugin": "redis",
+                                                 "configuration": REDIS_STORED}
+    assert want["stores"]["moodle_ha_local"] == LOCAL_STORES["moodle_ha_local"]
+    assert out == {
+        "stores": {"moodle_ha_local": "added", "moodle_ha_redis": "added"},
+        "mappings": {"core/string": {"old": [], "new": ["moodle_ha_local"]},
+                     "core/hookcallbacks": {"old": [], "new": ["moodle_ha_local"]}},
+        "modes": {"application": {"old": ["default_application"], "new": ["moodle_ha_redis"]}},
+    }
+    # The password reaches php on stdin only, and its output is not logged.
+    assert REDIS_PASS not in json.dumps(writer.calls[0]["cmd"]) and REDIS_PASS not in str(out)
+    assert writer.calls[0]["output_loglevel"] == "quiet"
+
+
+def test_cache_config_types_the_redis_configuration_as_moodles_form(mod):
+    writer = _writer(mod, stdout=recorded("cache_config.redis-rerun.fixture-php8.2.json"))
+    conf = {"server": ["10.0.0.1:6379", "10.0.0.2:6379"], "password": None,
+            "connectiontimeout": "5", "serializer": "2", "encryption": "true",
+            "clustermode": True, "lockwait": "30", "cafile": None}
+    mod.cache_config(DIRROOT, stores={"r": {"plugin": "redis", "configuration": conf}})
+    assert writer.calls[0]["want"]["stores"]["r"]["configuration"] == {
+        "server": "10.0.0.1:6379\n10.0.0.2:6379", "prefix": "", "password": "",
+        "serializer": 2, "compressor": 0, "connectiontimeout": 5, "encryption": 1,
+        "cafile": "", "clustermode": 1, "lockwait": 30}
+    assert writer.calls[0]["output_loglevel"] == "debug"  # no password: logged as usual
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"modes": {"everything": ["moodle_ha_redis"]}}, "not one of application, session, request"),
+    ({"modes": {"application": []}}, "one or more store instance names"),
+    ({"modes": {"session": ["a", "a"]}}, "named twice"),
+    ({"stores": {"r": {"configuration": {"server": "h"}}}}, "no plugin named"),
+    ({"stores": {"r": {"plugin": "redis", "configuration": {"prefix": "mdl_"}}}},
+     "needs a server"),
+    ({"stores": {"r": {"plugin": "redis", "configuration": {"server": "h", "prefix": "a b"}}}},
+     "letters, digits"),
+    ({"stores": {"r": {"plugin": "redis",
+                       "configuration": {"server": "h", "connectiontimeout": "soon"}}}},
+     "connectiontimeout must be a whole number"),
+])
+def test_cache_config_refuses_what_moodle_would_not_take_before_running_php(mod, kwargs,
+                                                                            message):
+    writer = _writer(mod, stdout=recorded("cache_config.redis-rerun.fixture-php8.2.json"))
+    with pytest.raises(CommandExecutionError, match=message):
+        mod.cache_config(DIRROOT, **kwargs)
+    assert writer.calls == []
+
+
+@pytest.mark.parametrize("modes", [None, {}])
+def test_cache_config_without_modes_leaves_the_mode_mappings_alone(mod, modes):
+    writer = _writer(mod, stdout=recorded("cache_config.redis-rerun.fixture-php8.2.json"))
+    out = mod.cache_config(DIRROOT, stores=REDIS_STORES, modes=modes)
+    assert writer.calls[0]["want"]["modes"] == {}
+    assert out == {"stores": {}, "mappings": {}, "modes": {}}
+
+
+def test_cache_config_php_failure_names_what_moodle_said_without_the_password(mod):
+    said = recorded("cache_config.redis-no-extension.fixture-php8.2.stderr")
+    _writer(mod, retcode=2, stderr=said)
+    with pytest.raises(CommandExecutionError, match="requested plugin type is not supported"):
+        mod.cache_config(DIRROOT, stores=REDIS_STORES, modes=REDIS_MODES)
+    # Whatever php printed, the password is scrubbed from the error.
+    _writer(mod, retcode=255, stderr=f"PHP Fatal error: Redis::auth('{REDIS_PASS}') failed")
+    with pytest.raises(CommandExecutionError) as exc:
+        mod.cache_config(DIRROOT, stores=REDIS_STORES)
+    assert REDIS_PASS not in str(exc.value) and "Redis::auth('********')" in str(exc.value)
+    _writer(mod, stdout=f"password {REDIS_PASS}\n")
+    with pytest.raises(CommandExecutionError, match="printed no JSON") as exc:
+        mod.cache_config(DIRROOT, stores=REDIS_STORES)
+    assert REDIS_PASS not in str(exc.value)
+
+
+def _redis_state(mod, answer, test=False):
+    state, seen = _cache_state(mod, answer, test=test)
+    ret = state.cache_configured(DIRROOT, stores={**LOCAL_STORES, **REDIS_STORES},
+                                 local_store="moodle_ha_local", modes=REDIS_MODES)
+    assert REDIS_PASS not in json.dumps(ret)
+    return ret, seen
+
+
+def test_cache_configured_first_run_adds_the_redis_store_and_maps_the_application_mode(mod):
+    answer = json.loads(recorded("cache_config.redis-first.fixture-php8.2.json"))
+    ret, seen = _redis_state(mod, answer)
+    assert seen[0]["modes"] == REDIS_MODES and seen[0]["test"] is False
+    assert ret["result"] is True and ret["changes"] == answer
+    assert ret["changes"]["modes"] == {"application": {"old": ["default_application"],
+                                                       "new": ["moodle_ha_redis"]}}
+    assert ret["comment"] == "2 store(s), 2 definition mapping(s), 1 mode mapping(s) set"
+
+
+def test_cache_configured_rerun_changes_nothing(mod):
+    ret, _ = _redis_state(mod, json.loads(recorded("cache_config.redis-rerun.fixture-php8.2.json")))
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "Moodle's cache stores and mappings are as configured"
+
+
+def test_cache_configured_in_test_mode_reports_the_mode_mapping_it_would_set(mod):
+    answer = json.loads(recorded("cache_config.redis-first-test.fixture-php8.2.json"))
+    ret, seen = _redis_state(mod, answer, test=True)
+    assert seen[0]["test"] is True and ret["result"] is None
+    assert ret["changes"]["modes"]["application"]["new"] == ["moodle_ha_redis"]
+    assert ret["comment"] == ("2 store(s), 2 definition mapping(s), 1 mode mapping(s)"
+                              " would be set")
+
+
+def test_cache_configured_failure_says_what_moodle_said_never_the_password(mod):
+    said = recorded("cache_config.redis-no-extension.fixture-php8.2.stderr").strip()
+    ret, _ = _redis_state(mod, CommandExecutionError(f"writer failed (2): {said}"))
+    assert ret["result"] is False and ret["changes"] == {}
+    assert "Unable to add new cache plugin instance" in ret["comment"]
+    # A message that carried the password (none of Moodle's does) loses it in the comment.
+    ret, _ = _redis_state(mod, CommandExecutionError(f"auth {REDIS_PASS} refused"))
+    assert ret["comment"] == "auth ******** refused"
+
+
+# The fixture site without its database: $CFG and the fixture's cache writer. This machine's
+# php has no redis extension: class Redis stands in for it (cachestore_redis's requirement,
+# class_exists('Redis')) unless MOODLEHA_NO_REDIS is set.
+_FIXTURE_CACHE_SITE = """<?php
+global $CFG;
+$CFG = new stdClass();
+$CFG->dataroot = __DIR__ . '/data';
+$CFG->altcacheconfigpath = __DIR__ . '/muc';
+define('MOODLE_INTERNAL', true);
+if (!getenv('MOODLEHA_NO_REDIS') && !class_exists('Redis')) {
+    eval('class Redis {}');
+}
+require %s;
+"""
+
+
+@pytest.mark.skipif(shutil.which("php") is None, reason="no php CLI on this machine")
+def test_cache_config_against_the_fixture_writer_with_php(mod, tmp_path):
+    site = tmp_path / "site"
+    (site / "data").mkdir(parents=True)
+    (site / "muc").mkdir()
+    cache_php = REPO / "test" / "fixture_app" / "moodle" / "public" / "lib" / "cache.php"
+    (site / "config.php").write_text(_FIXTURE_CACHE_SITE % json.dumps(str(cache_php)))
+    env = {}
+
+    def run_all(cmd, python_shell=None, stdin=None, cwd=None, timeout=None, **_):
+        assert python_shell is False
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd,
+                              timeout=timeout, env={"PATH": "/usr/bin:/bin", **env})
+        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    mod.__salt__ = {"cmd.run_all": run_all}
+    local = {"moodle_ha_local": {"plugin": "file", "configuration": {
+        "path": str(tmp_path / "local"), "autocreate": True}}}
+    stores = {**local, **REDIS_STORES}
+
+    def run(**kwargs):
+        return mod.cache_config(str(site), stores=stores, local_store="moodle_ha_local",
+                                modes=REDIS_MODES, **kwargs)
+
+    def as_recorded(name):
+        return json.loads(recorded(name))
+
+    config = site / "muc" / "cacheconfig.php"
+    assert run(test=True) == as_recorded("cache_config.redis-first-test.fixture-php8.2.json")
+    assert not config.exists()
+    assert run() == as_recorded("cache_config.redis-first.fixture-php8.2.json")
+    assert run() == as_recorded("cache_config.redis-rerun.fixture-php8.2.json")
+    assert run(test=True) == as_recorded("cache_config.redis-rerun.fixture-php8.2.json")
+    # Moodle keeps the password in its cache configuration; it never comes back out.
+    assert REDIS_PASS.replace("'", "\\'") in config.read_text()
+    # Strings and booleans for the same values change nothing either.
+    stores["moodle_ha_redis"] = {"plugin": "redis", "configuration": {
+        **REDIS_STORES["moodle_ha_redis"]["configuration"], "connectiontimeout": "3",
+        "encryption": False, "serializer": "1"}}
+    assert run() == {"stores": {}, "mappings": {}, "modes": {}}
+    # Back to Moodle's default; the node-local definition mappings stay.
+    out = mod.cache_config(str(site), local_store="moodle_ha_local",
+                           modes={"application": ["default_application"]})
+    assert out == {"stores": {}, "mappings": {},
+                   "modes": {"application": {"old": ["moodle_ha_redis"],
+                                             "new": ["default_application"]}}}
+    # Several stores: the first is the primary, which Moodle gives the highest sort.
+    two = {"application": ["moodle_ha_redis", "default_application"]}
+    assert mod.cache_config(str(site), modes=two)["modes"]["application"]["new"] == two[
+        "application"]
+    assert mod.cache_config(str(site), modes=two)["modes"] == {}
+    assert ("'store' => 'moodle_ha_redis',\n      'mode' => 1,\n      'sort' => 1,"
+            in config.read_text())
+    # Moodle's redis store serves the application and session modes only.
+    with pytest.raises(CommandExecutionError, match="does not support the request mode"):
+        mod.cache_config(str(site), modes={"request": ["moodle_ha_redis"]})
+    with pytest.raises(CommandExecutionError,
+                       match="The instance name for the new mapping does not exist: nosuch"):
+        mod.cache_config(str(site), modes={"session": ["nosuch"]}, test=True)
+    # Without php's redis extension Moodle refuses the store, and says so.
+    config.unlink()
+    env["MOODLEHA_NO_REDIS"] = "1"
+    with pytest.raises(CommandExecutionError) as exc:
+        run()
+    said = recorded("cache_config.redis-no-extension.fixture-php8.2.stderr").strip()
+    assert str(exc.value).endswith(said) and REDIS_PASS not in str(exc.value)
