@@ -13,3 +13,12 @@ def test_garbd_topology_is_pillar_example_with_an_arbitrator_on_lb1_and_galera_t
     hosts["lb1"]["roles"] = ["lb", "garbd"]
     got = yaml.safe_load((REPO / "test/lab/topologies/garbd.yaml").read_text())
     assert got == want
+
+
+def test_redis_topology_is_pillar_example_with_redis_on_the_app_hosts():
+    want = example_pillar()
+    for name in ("moodle1", "moodle2", "moodle3"):
+        want["moodle_ha"]["topology"]["hosts"][name]["roles"].append("redis")
+    want["moodle_ha"]["moodle"]["cache"]["application_store"] = "redis"
+    got = yaml.safe_load((REPO / "test/lab/topologies/redis.yaml").read_text())
+    assert got == want
