@@ -12,7 +12,7 @@ PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 
             { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench bench-throughput
+.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench bench-throughput bench-cachestores
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
@@ -88,3 +88,9 @@ bench: venv
 ## figures and method in docs/benchmarks.md).
 bench-throughput: venv
 	@$(PY) test/bench/throughput.py
+
+## Moodle's application caches in the file store on the shared volume against Redis, through
+## the VIP (needs a lab with role redis: make demo PILLAR=test/lab/topologies/redis.yaml
+## MOODLE_ARCHIVE=...; figures in docs/benchmarks.md).
+bench-cachestores: venv
+	@$(PY) test/bench/cachestores.py
