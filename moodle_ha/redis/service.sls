@@ -1,9 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{#- redis-server and redis-sentinel running and enabled. A unit that runs since before its
-    drop-in (the package started both on Debian's files) restarts once; nothing else
-    restarts them: a restart empties a cache without persistence, and settings change at
-    run time. #}
+{#- redis-server and redis-sentinel running and enabled. Each restarts once for its drop-in
+    (the package started both on Debian's files); nothing else restarts them: a restart
+    empties a cache without persistence, and settings change at run time. #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- set me = moodle_ha.nodes.self %}
@@ -22,18 +21,20 @@ include:
 {%- for unit, configured in [(moodle_ha.services.redis, "server"),
                              (moodle_ha.services.redis_sentinel, "sentinel")] %}
 
-{#- Restarted unless it started after its drop-in was written: the first run (the package
-    started it on Debian's file), and a run after one that failed in between, restart it;
-    later runs do not. #}
+{#- Restarted once per version of its drop-in: the first run (the package started it on
+    Debian's file), and after a run that failed in between. A marker beside it records the
+    drop-in that the last restart put in force (a start time compared with the drop-in's
+    mtime cannot tell a start in the same second). #}
 {%-   set dropin = "/etc/systemd/system/" ~ unit ~ ".service.d/moodle_ha-redis.conf" %}
+{%-   set marker = "/var/lib/moodle_ha/redis/" ~ unit ~ ".dropin-in-force" %}
 moodle_ha-redis-{{ unit }}-restarted:
   cmd.run:
-    - name: systemctl restart {{ unit }}
+    - name: >-
+        systemctl restart {{ unit }}
+        && mkdir -p /var/lib/moodle_ha/redis
+        && sha256sum {{ dropin }} > {{ marker }}
     - unless:
-      - >-
-        started=$(systemctl show -p ActiveEnterTimestamp --value {{ unit }})
-        && [ -n "$started" ]
-        && [ "$(date -d "$started" +%s)" -ge "$(stat -c %Y {{ dropin }})" ]
+      - test "$(cat {{ marker }} 2>/dev/null)" = "$(sha256sum {{ dropin }})"
     - require:
       - cmd: moodle_ha-redis-systemd-reloaded
       - moodle_ha_redis: moodle_ha-redis-{{ configured }}-configured

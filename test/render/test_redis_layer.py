@@ -73,8 +73,9 @@ def test_every_redis_host_starts_from_the_first_as_primary(renderer, minion, pla
     # Only a changed drop-in restarts a unit: settings change at run time.
     restarted = state_args(out["moodle_ha-redis-redis-server-restarted"])
     assert "onchanges" not in restarted and "watch" not in restarted
-    assert "stat -c %Y /etc/systemd/system/redis-server.service.d/moodle_ha-redis.conf" in (
-        restarted["unless"][0])
+    assert restarted["unless"] == [
+        'test "$(cat /var/lib/moodle_ha/redis/redis-server.dropin-in-force 2>/dev/null)"'
+        ' = "$(sha256sum /etc/systemd/system/redis-server.service.d/moodle_ha-redis.conf)"']
 
 
 def test_the_password_is_in_no_state_but_the_configuration_states(renderer):
