@@ -626,6 +626,11 @@ def release_plan(found, current, keep):
     return kept, [name for name in names if name not in kept]
 
 
+# Moodle's answer when its cache configuration lock stays taken; cache_config tries again.
+CACHE_LOCK_BUSY = "Unable to acquire a lock for caching"
+CACHE_LOCK_ATTEMPTS = 4
+CACHE_LOCK_PAUSE = 3
+
 # Moodle's cache modes (cache_store::MODE_*), by the names moodle.cache_config takes.
 CACHE_MODES = {"application": 1, "session": 2, "request": 4}
 
@@ -750,16 +755,25 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes
     want = {"stores": stores, "local_store": local_store, "definitions": definitions or {},
             "modes": _cache_modes(modes), "test": bool(test)}
     secrets = _store_secrets(stores)
-    ret = __salt__["cmd.run_all"](
-        [_php(php), "-r", _CACHE_CONFIG_PHP, dirroot],
-        runas=runas,
-        cwd=dirroot,
-        python_shell=False,
-        stdin=json.dumps(want),
-        ignore_retcode=True,
-        output_loglevel="quiet" if secrets else "debug",
-        timeout=300,
-    )
+    # Moodle's writer takes its lock in the shared cachedir (cachelock_file, dir filelocks),
+    # even for a node-local file: web nodes configured at once wait for each other, and one
+    # gave up ("Unable to acquire a lock for caching", real Moodle 5.1, two nodes). The script
+    # is idempotent: it runs again.
+    for attempt in range(1, CACHE_LOCK_ATTEMPTS + 1):
+        ret = __salt__["cmd.run_all"](
+            [_php(php), "-r", _CACHE_CONFIG_PHP, dirroot],
+            runas=runas,
+            cwd=dirroot,
+            python_shell=False,
+            stdin=json.dumps(want),
+            ignore_retcode=True,
+            output_loglevel="quiet" if secrets else "debug",
+            timeout=300,
+        )
+        if ret["retcode"] == 0 or CACHE_LOCK_BUSY not in (ret.get("stderr") or ""):
+            break
+        if attempt < CACHE_LOCK_ATTEMPTS:
+            time.sleep(CACHE_LOCK_PAUSE)
     if ret["retcode"] != 0:
         said = _tail(ret.get("stderr")) or _tail(ret.get("stdout"))
         raise CommandExecutionError(

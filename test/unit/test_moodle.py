@@ -663,6 +663,41 @@ def test_cache_config_sends_the_wanted_configuration_on_stdin_and_parses_moodles
     assert len(out["mappings"]) == 14
 
 
+class BusyThenWriter(FakeCacheWriter):
+    """The recorded lock error for the first `busy` calls (another node holds Moodle's
+    configwrite lock in the shared cachedir), then the recorded answer."""
+
+    def __init__(self, mod, busy, stdout):
+        super().__init__(mod, stdout=stdout)
+        self.busy = busy
+
+    def __call__(self, cmd, python_shell=None, **kwargs):
+        answer = super().__call__(cmd, python_shell=python_shell, **kwargs)
+        if len(self.calls) <= self.busy:
+            return {**answer, "retcode": 2, "stdout": "",
+                    "stderr": recorded("cache_config.lock-busy.moodle5.1.stderr")}
+        return answer
+
+
+def test_cache_config_runs_again_while_another_node_holds_moodles_lock(mod, monkeypatch):
+    pauses = []
+    monkeypatch.setattr(mod.time, "sleep", pauses.append)
+    writer = BusyThenWriter(mod, 2, recorded("cache_config.unmap-test.moodle5.1.json"))
+    mod.__salt__ = {"cmd.run_all": writer}
+    out = mod.cache_config(DIRROOT, stores=LOCAL_STORES, local_store=None, test=True)
+    assert len(writer.calls) == 3 and pauses == [mod.CACHE_LOCK_PAUSE] * 2
+    assert out["mappings"]["core/string"] == {"old": ["moodle_ha_local"], "new": []}
+
+
+def test_cache_config_gives_up_on_a_lock_that_stays_taken_and_says_so(mod, monkeypatch):
+    monkeypatch.setattr(mod.time, "sleep", lambda _: None)
+    writer = BusyThenWriter(mod, 99, recorded("cache_config.unmap-test.moodle5.1.json"))
+    mod.__salt__ = {"cmd.run_all": writer}
+    with pytest.raises(CommandExecutionError, match="Unable to acquire a lock for caching"):
+        mod.cache_config(DIRROOT, stores=LOCAL_STORES)
+    assert len(writer.calls) == mod.CACHE_LOCK_ATTEMPTS
+
+
 def test_cache_config_failure_names_what_moodle_said(mod):
     writer = FakeCacheWriter(mod, retcode=2,
                              stderr=recorded("cache_config.invalid-plugin.moodle5.1.stderr"))
