@@ -424,3 +424,41 @@ def test_facts_read_chrony_on_every_host_when_the_layer_is_enabled(monkeypatch):
     assert calls == [(["chronyc", "-n", "-c", "tracking"], False)]
     mapdata["chrony"]["enabled"] = False
     assert set(status_module.facts()["layers"]) == {"garbd"}
+
+
+# --- the redis endpoint (role redis on the three app hosts; cron paused by a benchmark) ----
+
+def _redis_rows(report, lb):
+    return [c for c in report["checks"] if c["host"] == lb and c.get("proxy") == "redis"]
+
+
+def test_redis_endpoint_with_one_primary_is_green_on_both_load_balancers():
+    report = _judge("redis")
+    for lb in ("lb1", "lb2"):
+        (check,) = _redis_rows(report, lb)
+        assert check["ok"] is True
+        assert check["text"] == ":6379 redis: primary moodle1, 2 replica(s)"
+    # The recording was taken with the cron timer stopped: the only red line.
+    assert _red(report) == {("moodle1", "cron")}
+
+
+def _redis_states(states):
+    """The recording with lb1's redis servers in `states` ({server: status})."""
+    answers = _answers("redis")
+    for row in answers["lb1"]["layers"]["lb"]["stat"]:
+        if row["pxname"] == "redis" and row["svname"] in states:
+            row["status"] = states[row["svname"]]
+    return answers
+
+
+@pytest.mark.parametrize(("states", "text"), [
+    ({"moodle1": "DOWN"}, ":6379 redis: no primary UP"),
+    ({"moodle2": "UP"}, ":6379 redis: 2 servers claim the primary: moodle1, moodle2"),
+])
+def test_redis_endpoint_without_exactly_one_primary_is_red(states, text):
+    answers = _redis_states(states)
+    times = [f["time"] for f in answers.values()]
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+    (check,) = _redis_rows(report, "lb1")
+    assert check["ok"] is False and check["text"] == text
+    assert ("lb1", "haproxy") in _red(report) and ("lb2", "haproxy") not in _red(report)
