@@ -311,6 +311,23 @@ def _vrrp_errors(data, errors):
                       " to 255 (VRRP version 2; version 3 takes fractions)")
 
 
+def _conditional_secret(data, name, required, why, errors):
+    """A secret needed only under a condition: missing while ``required`` (``why`` says
+    when), else checked as every secret. Its text when it is a usable string, else None."""
+    value = _get(data, f"secrets:{name}")
+    key = f"moodle_ha:secrets:{name}"
+    if value is None or value == "":
+        if required:
+            errors.append(f"{key}: missing (required {why}; no default password is shipped)")
+        return None
+    if not isinstance(value, str):
+        errors.append(f"{key}: {_kind(value)} in YAML, not a string (quote it: YAML reads"
+                      " e.g. 0123 as 83 and yes as true)")
+        return None
+    _secret_text_errors(key, value, errors, line_breaks=True)
+    return value
+
+
 def _secret_errors(data, errors):
     """Secrets are strings without control characters; per format, what it cannot carry.
 
@@ -331,17 +348,11 @@ def _secret_errors(data, errors):
             # The backup key's line breaks have their own message (_backup_errors); a PEM key
             # is lines (a lone carriage return: _tls_errors).
             _secret_text_errors(key, value, errors, line_breaks=name not in OPTIONAL_SECRETS)
-    auth = _get(data, f"secrets:{VRRP2_SECRET}")
     key = f"moodle_ha:secrets:{VRRP2_SECRET}"
-    if auth is None or auth == "":
-        if _get(data, "lb:keepalived:vrrp_version") == 2:
-            errors.append(f"{key}: missing (required with lb:keepalived:vrrp_version 2; no"
-                          " default password is shipped)")
-    elif not isinstance(auth, str):
-        errors.append(f"{key}: {_kind(auth)} in YAML, not a string (quote it: YAML reads"
-                      " e.g. 0123 as 83 and yes as true)")
-    else:
-        _secret_text_errors(key, auth, errors, line_breaks=True)
+    auth = _conditional_secret(data, VRRP2_SECRET,
+                               _get(data, "lb:keepalived:vrrp_version") == 2,
+                               "with lb:keepalived:vrrp_version 2", errors)
+    if auth is not None:
         if len(auth) > KEEPALIVED_AUTH_MAX:
             errors.append(f"{key}: longer than {KEEPALIVED_AUTH_MAX} characters (keepalived"
                           " would truncate it)")
@@ -579,16 +590,10 @@ def _redis_errors(data, errors):
         errors.append(f"moodle_ha:topology:hosts: role redis on {len(hosts)} host(s)"
                       f" ({', '.join(hosts)}): Sentinel needs three or more, so that the loss"
                       " of one host leaves a majority to promote a replica")
-    password = _get(data, f"secrets:{REDIS_SECRET}")
     key = f"moodle_ha:secrets:{REDIS_SECRET}"
-    if password is None or password == "":
-        errors.append(f"{key}: missing (required while a host has role redis; no default"
-                      " password is shipped)")
-    elif not isinstance(password, str):
-        errors.append(f"{key}: {_kind(password)} in YAML, not a string (quote it: YAML reads"
-                      " e.g. 0123 as 83 and yes as true)")
-    else:
-        _secret_text_errors(key, password, errors, line_breaks=True)
+    password = _conditional_secret(data, REDIS_SECRET, True, "while a host has role redis",
+                                   errors)
+    if password is not None:
         # Sentinel rewrites its file at its first start and on every failover with
         # `sentinel auth-pass` unquoted (measured, Redis 8.0.2): a password with a space or a
         # quote does not survive the rewrite, and the next start fails.

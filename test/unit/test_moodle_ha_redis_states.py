@@ -8,7 +8,6 @@ keep every command they receive. ``file.chown`` is a stand-in that keeps its cal
 """
 
 import inspect
-import io
 import json
 import os
 import select
@@ -17,43 +16,20 @@ import stat
 import threading
 
 import pytest
+from redisrec import (
+    LAB_SETTINGS,
+    PASSWORD,
+    SENTINEL_PASSWORD,
+    SENTINEL_SETTINGS,
+    lab_paths,
+    parsed,
+    recorded,
+    redis,
+)
 
-from render.renderlib import REPO
 from saltmodules import load
 
-DATA = REPO / "test" / "data" / "redis"
-# The lab's throwaway passwords (test/data/redis/README.md): the servers' (space, double
-# quotes, a literal \x41, a backslash, non-ASCII, a tab), and the sentinel-safe one.
-PASSWORD = 'Sp ace "q" \\x41\\ ü€\tend'
-SENTINEL_PASSWORD = "b\\x41\\ü€#;"
-# The lab servers' settings: what the recorded CONFIG GET shows.
-LAB_SETTINGS = {"maxmemory": "64mb", "maxmemory-policy": "allkeys-lru", "save": "",
-                "appendonly": False}
-# The lab sentinel's: what the recorded SENTINEL MASTER shows (with quorum 1).
-SENTINEL_SETTINGS = {"down-after-milliseconds": 5000, "failover-timeout": 60000,
-                     "parallel-syncs": 1}
 MASK = "********"
-
-redis = load("_modules/moodle_ha_redis.py", "moodle_ha_redis_module_for_states")
-
-
-def recorded(stem, ext="resp"):
-    """The bytes of the one recorded file ``<stem>.redis-<version>.<ext>``."""
-    found = sorted(DATA.glob(f"{stem}.redis-*.{ext}"))
-    assert len(found) == 1, f"expected one recorded file for {stem}, found {found}"
-    return found[0].read_bytes()
-
-
-def parsed(stem):
-    stream = io.BytesIO(recorded(stem))
-    reply = redis.parse_reply(stream)
-    assert stream.read() == b"", f"{stem}: bytes left after the reply"
-    return reply
-
-
-def lab_paths(name):
-    return {"pidfile": f"/tmp/mhrec/{name}.pid", "logfile": f"/tmp/mhrec/{name}.log",
-            "dir": f"/tmp/mhrec/{name}"}
 
 
 # --- RESP replies as Redis builds them -------------------------------------------------------
