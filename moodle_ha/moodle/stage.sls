@@ -52,12 +52,17 @@ moodle_ha-moodle-code-git-latest:
 {%- endif %}
 
 {#- Archives carry their authors' owners and modes: root owns the code, directories 0755, files
-    0644 (0755 where the archive marks them executable); nothing is writable by the web user. #}
+    0644 (0755 where the archive marks them executable); nothing is writable by the web user.
+    A file dated 0 (the epoch: archives built for reproducibility may carry it) is dated 1:
+    PHP's opcache never caches a file whose timestamp is 0 (measured with a real Moodle 5.1
+    archive of such files: 5 % opcache hits, 8.9 login pages/s through the VIP against 49.7
+    with the same files dated). #}
 moodle_ha-moodle-code-permissions-fixed:
   cmd.run:
     - name: >-
         chown -R root:root {{ release_dir }}
         && chmod -R u=rwX,go=rX {{ release_dir }}
+        && find {{ release_dir }} ! -newermt @1 -exec touch -h -m -d @1 {} +
     - onchanges:
       - {{ code_state }}
 
