@@ -529,6 +529,39 @@ def brick_pid(name, brick, proc="/proc"):
     return None
 
 
+def brick_port(name, brick, glusterd_dir="/var/lib/glusterd"):
+    """
+    The port this host's glusterd has on record for its own brick ``brick`` of volume
+    ``name`` (``listen-port`` of ``vols/NAME/bricks/HOST:-PATH``): 0 while glusterd does not
+    know it, None when there is no such file. Clients learn a brick's port from glusterd: a
+    brick process that runs with 0 here is unreachable (seen after a power loss of every
+    gluster host: glusterd started the brick twice, the one left running was never signed
+    in, and `volume status` showed its port N/A). Local, like :py:func:`brick_pid`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'moodle1' gluster.brick_port moodledata 172.30.77.11:/srv/gluster/moodledata
+    """
+    host, _, path = brick.rpartition(":")
+    if not host or not path.startswith("/"):
+        raise CommandExecutionError(f"gluster: {brick!r} is not host:/absolute/path")
+    info = os.path.join(glusterd_dir, "vols", name, "bricks", f"{host}:{path.replace('/', '-')}")
+    try:
+        with open(info, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CommandExecutionError(f"gluster: cannot read {info}: {exc}") from exc
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key == "listen-port":
+            return int(value) if value.strip().isdigit() else 0
+    return 0
+
+
 # ------------------------------------------------------------------------------------- helpers
 
 _TRUE = {"on", "yes", "true", "enable", "1"}

@@ -24,6 +24,8 @@ force``, which touches no data). ``bricks_removed`` takes out the bricks of host
 the cluster (explicitly confirmed in pillar), once every remaining replica holds every file.
 """
 
+import os
+import signal
 import socket
 import time
 
@@ -312,15 +314,20 @@ def volume_started(name):
 def brick_running(name, brick, timeout=60, interval=2):
     """
     Ensure this host's brick ``brick`` (``host:/path``) of the started volume ``name`` has its
-    ``glusterfsd`` process.
+    ``glusterfsd`` process, signed in with glusterd.
 
     glusterd starts a host's bricks when it boots, but a brick can stay down: its process
     crashed or was killed, or glusterd came up without server quorum and did not start it
-    once quorum returned (seen after a power loss of every gluster host). ``gluster volume
-    start NAME force`` starts the missing brick processes of a started volume and touches
-    nothing else (no data, no running brick); the state then waits up to ``timeout`` seconds
-    for the process. The check is local (the process table): a volume not created or not
-    started yet, or not holding this brick, is left to ``volume_present``/``volume_started``.
+    once quorum returned (seen after a power loss of every gluster host). Or it runs unknown
+    to glusterd: after a power loss of every gluster host glusterd started one brick twice,
+    the process left running was never signed in, and glusterd had no port for it
+    (``listen-port=0``, ``volume status`` port N/A): no client could reach it. ``gluster
+    volume start NAME force`` starts the missing brick processes of a started volume and
+    touches nothing else (no data, no running brick); an unknown one is stopped first (the
+    other replicas serve meanwhile). The state then waits up to ``timeout`` seconds for the
+    process and its port. The checks are local (the process table, glusterd's record of its
+    own brick): a volume not created or not started yet, or not holding this brick, is left
+    to ``volume_present``/``volume_started``.
 
     .. code-block:: yaml
 
@@ -338,36 +345,58 @@ def brick_running(name, brick, timeout=60, interval=2):
             ret["comment"] = f"Volume {name} {what}: no brick process to check"
             return ret
         pid = __salt__["gluster.brick_pid"](name, brick)
+        port = __salt__["gluster.brick_port"](name, brick) if pid else None
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
         return ret
-    if pid:
+    if pid and port != 0:
         ret["comment"] = f"Volume {name}: brick {brick} runs (pid {pid})"
         return ret
-    changes = {"started": brick}
+    unknown = bool(pid)
+    changes = {"restarted" if unknown else "started": brick}
+    problem = (f"runs (pid {pid}) but glusterd has no port for it" if unknown else "is down")
     if __opts__["test"]:
         ret.update(result=None, changes=changes,
-                   comment=f"Volume {name}: brick {brick} is down and would be started")
+                   comment=f"Volume {name}: brick {brick} {problem} and would be"
+                           f" {'restarted' if unknown else 'started'}")
         return ret
     try:
+        if unknown:
+            _stop_process(pid, timeout)
         __salt__["gluster.volume_start"](name, force=True)
     except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"Volume {name}: brick {brick} is down; start force"
+        ret.update(result=False, comment=f"Volume {name}: brick {brick} {problem}; start force"
                                          f" failed: {exc}")
         return ret
     deadline = time.monotonic() + timeout
     while True:
         pid = __salt__["gluster.brick_pid"](name, brick)
-        if pid:
+        if pid and __salt__["gluster.brick_port"](name, brick) != 0:
             ret.update(changes=changes,
-                       comment=f"Volume {name}: brick {brick} was down, started (pid {pid})")
+                       comment=f"Volume {name}: brick {brick} {problem}, now runs (pid {pid})")
             return ret
         if time.monotonic() >= deadline:
             ret.update(result=False,
-                       comment=f"Volume {name}: brick {brick} still down {timeout} s after"
-                               " start force (see /var/log/glusterfs/bricks/)")
+                       comment=f"Volume {name}: brick {brick} {problem}, and {timeout} s after"
+                               " start force it still has no process with a port (see"
+                               " /var/log/glusterfs/bricks/)")
             return ret
         time.sleep(interval)
+
+
+def _stop_process(pid, timeout):
+    """SIGTERM to ``pid``, then wait up to ``timeout`` seconds for it to be gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except OSError as exc:
+        raise CommandExecutionError(f"cannot stop pid {pid}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(f"pid {pid} still runs {timeout} s after SIGTERM")
+        time.sleep(0.2)
 
 
 def volume_options(name, options):

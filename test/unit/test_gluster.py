@@ -793,14 +793,16 @@ START_FORCE = "volume start moodledata force"
 def brick_state(make_state, mod):
     """The state on moodle3 with brick_pid answering from a list of PIDs in turn."""
 
-    def build(pids, answers=None, test=False):
+    def build(pids, answers=None, test=False, ports=(57139,)):
         state, cli = make_state({"volume info": xml("volume_info-moodledata-started"),
                                  START_FORCE: xml("volume_start-force-brick-down"),
                                  **(answers or {})},
                                 test=test, minion=("moodle3", "172.30.77.13"))
-        queue = list(pids)
+        queue, port_queue = list(pids), list(ports)
         state.__salt__["gluster.brick_pid"] = (
             lambda name, brick: queue.pop(0) if len(queue) > 1 else queue[0])
+        state.__salt__["gluster.brick_port"] = (
+            lambda name, brick: port_queue.pop(0) if len(port_queue) > 1 else port_queue[0])
         return state, cli
 
     return build
@@ -820,7 +822,7 @@ def test_brick_running_starts_a_dead_brick_with_start_force_and_waits_for_it(bri
     ret = state.brick_running("moodledata", BRICKS[2], timeout=30, interval=2)
     assert ret["result"] is True, ret["comment"]
     assert ret["changes"] == {"started": BRICKS[2]}
-    assert ret["comment"] == f"Volume moodledata: brick {BRICKS[2]} was down, started (pid 3100)"
+    assert ret["comment"] == f"Volume moodledata: brick {BRICKS[2]} is down, now runs (pid 3100)"
     assert cli.ran("volume start") == [START_FORCE]
 
 
@@ -829,8 +831,43 @@ def test_brick_running_fails_when_the_brick_stays_down(brick_state, clock):
     ret = state.brick_running("moodledata", BRICKS[2], timeout=10, interval=2)
     assert ret["result"] is False
     assert ret["comment"].startswith(
-        f"Volume moodledata: brick {BRICKS[2]} still down 10 s after start force")
+        f"Volume moodledata: brick {BRICKS[2]} is down, and 10 s after start force it still"
+        " has no process with a port")
     assert cli.ran("volume start") == [START_FORCE]
+
+
+def test_brick_running_restarts_a_brick_that_glusterd_has_no_port_for(brick_state, clock,
+                                                                      monkeypatch):
+    # After a power loss of every gluster host: the brick process ran, glusterd's record of
+    # it said listen-port=0 (volume status: port N/A), no client could reach it.
+    stopped = []
+    state, cli = brick_state([2664, 2664, 3100], ports=[0, 57139])
+    monkeypatch.setattr(state, "_stop_process", lambda pid, timeout: stopped.append(pid))
+    ret = state.brick_running("moodledata", BRICKS[2], timeout=30, interval=2)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"restarted": BRICKS[2]}
+    assert stopped == [2664] and cli.ran("volume start") == [START_FORCE]
+    assert "runs (pid 2664) but glusterd has no port for it" in ret["comment"]
+
+
+def test_brick_running_reports_an_unsigned_brick_in_test_mode_and_stops_nothing(
+        brick_state, monkeypatch):
+    state, cli = brick_state([2664], ports=[0], test=True)
+    monkeypatch.setattr(state, "_stop_process", lambda pid, timeout: pytest.fail("stopped"))
+    ret = state.brick_running("moodledata", BRICKS[2])
+    assert ret["result"] is None and ret["changes"] == {"restarted": BRICKS[2]}
+    assert cli.ran("volume start") == []
+
+
+@pytest.mark.parametrize(("recording", "port"), [("brickinfo-own-signed", 57139),
+                                                  ("brickinfo-own-unsigned", 0)])
+def test_brick_port_reads_glusterds_record_of_its_own_brick(mod, tmp_path, recording, port):
+    bricks = tmp_path / "vols" / "moodledata" / "bricks"
+    bricks.mkdir(parents=True)
+    (bricks / "172.30.77.13:-srv-gluster-moodledata").write_text(
+        (DATA / f"{recording}.gluster-11.1.txt").read_text())
+    assert mod.brick_port("moodledata", BRICKS[2], glusterd_dir=str(tmp_path)) == port
+    assert mod.brick_port("scratch", BRICKS[2], glusterd_dir=str(tmp_path)) is None
 
 
 def test_brick_running_in_test_mode_reports_and_starts_nothing(brick_state):
