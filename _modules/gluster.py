@@ -493,6 +493,14 @@ def volume_heal(name, full=False):
     return True
 
 
+def _brick_parts(brick):
+    """(host, path) of a brick named ``host:/absolute/path``."""
+    host, _, path = brick.rpartition(":")
+    if not host or not path.startswith("/"):
+        raise CommandExecutionError(f"gluster: {brick!r} is not host:/absolute/path")
+    return host, path
+
+
 def brick_pid(name, brick, proc="/proc"):
     """
     The PID of the ``glusterfsd`` process serving ``brick`` (``host:/path``) of volume
@@ -506,9 +514,7 @@ def brick_pid(name, brick, proc="/proc"):
 
         salt 'moodle1' gluster.brick_pid moodledata 172.30.77.11:/srv/gluster/moodledata
     """
-    host, _, path = brick.rpartition(":")
-    if not host or not path.startswith("/"):
-        raise CommandExecutionError(f"gluster: {brick!r} is not host:/absolute/path")
+    host, path = _brick_parts(brick)
     volfile_id = f"{name}.{host}.{path.strip('/').replace('/', '-')}"
     try:
         entries = os.listdir(proc)
@@ -544,9 +550,7 @@ def brick_port(name, brick, glusterd_dir="/var/lib/glusterd"):
 
         salt 'moodle1' gluster.brick_port moodledata 172.30.77.11:/srv/gluster/moodledata
     """
-    host, _, path = brick.rpartition(":")
-    if not host or not path.startswith("/"):
-        raise CommandExecutionError(f"gluster: {brick!r} is not host:/absolute/path")
+    host, path = _brick_parts(brick)
     info = os.path.join(glusterd_dir, "vols", name, "bricks", f"{host}:{path.replace('/', '-')}")
     try:
         with open(info, encoding="utf-8", errors="replace") as fh:
