@@ -159,8 +159,10 @@ def _judge_lb(host, layer, ports):
         out.append(_check(host, "haproxy", False, f"stats socket: {rows.get('error')}"))
         return out
     for proxy, port_key in PROXIES.items():
+        # Unchecked servers (the web farm's fallbacks) have no state to judge.
         servers = [r for r in rows or [] if r["pxname"] == proxy
-                   and r["svname"] not in ("FRONTEND", "BACKEND")]
+                   and r["svname"] not in ("FRONTEND", "BACKEND")
+                   and r["status"] != "no check"]
         up = [r["svname"] for r in servers if r["status"].startswith("UP")]
         downs = [f"{r['svname']} {r['status']}" for r in servers
                  if not r["status"].startswith("UP")]

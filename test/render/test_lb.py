@@ -163,10 +163,13 @@ def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
             "timeout check 1s", "timeout connect 1s", "option redispatch", "retries 3",
             "retry-on all-retryable-errors", "http-request disable-l7-retry if METH_POST",
             } <= set(farm)
-    assert [s[:2] for s in _servers(farm)] == [
-        ["moodle1", "172.30.77.11:80"], ["moodle2", "172.30.77.12:80"],
-        ["moodle3", "172.30.77.13:80"],
-    ]
+    # Every node twice: checked, and unchecked as a backup for when every check fails at once.
+    servers = _servers(farm)
+    assert [s for s in servers if "backup" not in s] == [
+        [f"moodle{n}", f"172.30.77.1{n}:80", "check"] for n in (1, 2, 3)]
+    assert [s for s in servers if "backup" in s] == [
+        [f"moodle{n}-fallback", f"172.30.77.1{n}:80", "backup"] for n in (1, 2, 3)]
+    assert "option allbackups" in farm
 
 
 def test_web_check_host_follows_server_name(renderer, tmp_path):
