@@ -462,3 +462,14 @@ def test_redis_endpoint_without_exactly_one_primary_is_red(states, text):
     (check,) = _redis_rows(report, "lb1")
     assert check["ok"] is False and check["text"] == text
     assert ("lb1", "haproxy") in _red(report) and ("lb2", "haproxy") not in _red(report)
+
+
+def test_the_web_farms_unchecked_fallbacks_are_not_judged():
+    answers = _answers("healthy")
+    rows = answers["lb1"]["layers"]["lb"]["stat"]
+    farm = [r for r in rows if r["pxname"] == "web-farm" and r["svname"] == "moodle1"][0]
+    rows.append({**farm, "svname": "moodle1-fallback", "status": "no check", "bck": "1"})
+    times = [f["time"] for f in answers.values()]
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+    line = next(c for c in report["checks"] if c["host"] == "lb1" and c.get("proxy") == "web-farm")
+    assert line["ok"] is True and line["text"] == ":80 web-farm: 3/3 up", line
