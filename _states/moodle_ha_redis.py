@@ -78,6 +78,27 @@ def _primary(sentinels, master_name, primary):
     return [str(primary[0]), int(primary[1])], "the first redis host (no sentinel answered)"
 
 
+def _create(ret, name, user, sentinels, master_name, primary, build):
+    """Write the missing file ``name`` for the primary the sentinels name (else ``primary``):
+    ``build(master)`` gives its text, the changes and what the comment says of it; a
+    ValueError from it (a value the file cannot carry) fails the state naming the file."""
+    try:
+        master, source = _primary(sentinels, master_name, primary)
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    try:
+        text, changes, what = build(master)
+    except ValueError as exc:
+        ret["comment"] = f"{name} cannot be written: {exc}"
+        return ret
+    ret["changes"] = changes
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be written{what} ({source})")
+        return ret
+    return _write_new(ret, text, user, f"{name} written{what} ({source})")
+
+
 def _shown(setting, value):
     return MASK if setting in SECRET_SETTINGS else value
 
@@ -111,24 +132,14 @@ def server_configured(name, bind, port, password, settings, master_name, sentine
     ret = _ret(name)
     host = str(bind[0])
     if not os.path.exists(name):
-        try:
-            master, source = _primary(sentinels, master_name, primary)
-        except CommandExecutionError as exc:
-            ret["comment"] = str(exc)
-            return ret
-        replicaof = None if master == [host, int(port)] else master
-        role = "primary" if replicaof is None else f"replica of {master[0]}:{master[1]}"
-        try:
+        def build(master):
+            replicaof = None if master == [host, int(port)] else master
+            role = "primary" if replicaof is None else f"replica of {master[0]}:{master[1]}"
             text = __salt__["moodle_ha_redis.server_config"](bind, port, password, settings,
                                                              replicaof=replicaof, paths=paths)
-        except ValueError as exc:
-            ret["comment"] = f"{name} cannot be written: {exc}"
-            return ret
-        ret["changes"] = {"created": name, "role": role}
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{name} would be written: {role} ({source})")
-            return ret
-        return _write_new(ret, text, user, f"{name} written: {role} ({source})")
+            return text, {"created": name, "role": role}, f": {role}"
+
+        return _create(ret, name, user, sentinels, master_name, primary, build)
     if not runtime:
         ret.update(result=True, comment=f"{name} exists (owned by the server from now on)")
         return ret
@@ -196,27 +207,16 @@ def sentinel_configured(name, bind, port, master_name, quorum, password, setting
     ret = _ret(name)
     host = str(bind[0])
     if not os.path.exists(name):
-        try:
-            master, source = _primary(sentinels, master_name, primary)
-        except CommandExecutionError as exc:
-            ret["comment"] = str(exc)
-            return ret
-        try:
+        def build(master):
             # ValueError: a password or master name Sentinel's own rewrite would break (the
             # message names which, never its value).
             text = __salt__["moodle_ha_redis.sentinel_config"](bind, port, master_name, master,
                                                                quorum, password, settings,
                                                                paths=paths)
-        except ValueError as exc:
-            ret["comment"] = f"{name} cannot be written: {exc}"
-            return ret
-        ret["changes"] = {"created": name, "monitors": f"{master[0]}:{master[1]}"}
-        if __opts__["test"]:
-            ret.update(result=None, comment=f"{name} would be written, monitoring"
-                                            f" {master[0]}:{master[1]} ({source})")
-            return ret
-        return _write_new(ret, text, user, f"{name} written, monitoring"
-                                           f" {master[0]}:{master[1]} ({source})")
+            where = f"{master[0]}:{master[1]}"
+            return text, {"created": name, "monitors": where}, f", monitoring {where}"
+
+        return _create(ret, name, user, sentinels, master_name, primary, build)
     if not runtime:
         ret.update(result=True, comment=f"{name} exists (owned by Sentinel from now on)")
         return ret
