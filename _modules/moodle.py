@@ -115,6 +115,30 @@ try {
     }
     $dry = !empty($moodlehawant['test']);
     $out = ['stores' => new stdClass(), 'mappings' => new stdClass(), 'modes' => new stdClass()];
+    // The writer locks its file with the first lock instance of the configuration (Moodle's
+    // default: a file lock in the shared cachedir), although each node's file is its own: a
+    // node-local lock instance, first (the default lock of the stores stays Moodle's).
+    $lockdir = (string)($moodlehawant['lock_dir'] ?? '');
+    if ($lockdir !== '') {
+        $prop = new \ReflectionProperty($writer, 'configlocks');
+        $prop->setAccessible(true);
+        $locks = $prop->getValue($writer);
+        $ours = ['name' => 'moodle_ha_node', 'type' => 'cachelock_file', 'dir' => $lockdir,
+            'default' => false];
+        if (array_key_first($locks) !== 'moodle_ha_node' || $locks['moodle_ha_node'] != $ours) {
+            $out['locks'] = ['moodle_ha_node' => $lockdir];
+            if (!$dry) {
+                if (!is_dir($lockdir) && !mkdir($lockdir, 0770, true)) {
+                    throw new \RuntimeException("cannot create the lock directory $lockdir");
+                }
+                unset($locks['moodle_ha_node']);
+                $prop->setValue($writer, ['moodle_ha_node' => $ours] + $locks);
+                $save = new \ReflectionMethod($writer, 'config_save');
+                $save->setAccessible(true);
+                $save->invoke($writer);
+            }
+        }
+    }
     $have = $writer->get_all_stores();
     foreach ($moodlehawant['stores'] ?? [] as $name => $store) {
         $configuration = $store['configuration'] ?? [];
@@ -727,7 +751,7 @@ def _store_secrets(stores):
 
 
 def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes=None,
-                 test=False, runas="www-data", php=None):
+                 test=False, runas="www-data", php=None, lock_dir=None):
     """
     Bring Moodle's cache configuration on this node to the given stores and mappings, through
     Moodle's cache configuration writer (``\\core_cache\\config_writer``): add or change the
@@ -737,9 +761,13 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes
     named in ``modes`` (``{"application"|"session"|"request": [store, ...]}``, the first the
     primary; the modes not named keep theirs; definition mappings win over mode mappings).
     Store instances not named are left alone. A redis store's configuration is completed and
-    typed as Moodle's admin form stores it (:py:data:`REDIS_DEFAULTS`). Returns what changed
+    typed as Moodle's admin form stores it (:py:data:`REDIS_DEFAULTS`). With ``lock_dir`` (a
+    local directory) the writer locks this node's file there: a lock instance
+    ``moodle_ha_node`` first in the configuration (Moodle's writer takes the first; the stores'
+    default lock stays Moodle's). Returns what changed
     (``test=True``: what would), as ``{"stores": {name: "added"|"changed"}, "mappings": {id:
-    {"old": [...], "new": [...]}}, "modes": {mode: {"old": [...], "new": [...]}}}``. Store
+    {"old": [...], "new": [...]}}, "modes": {mode: {"old": [...], "new": [...]}}, "locks":
+    {"moodle_ha_node": lock_dir}}`` (the last when the lock was set). Store
     passwords go to php on stdin and never into the return or an error.
 
     CLI Example:
@@ -754,6 +782,8 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes
     stores = _cache_stores(stores)
     want = {"stores": stores, "local_store": local_store, "definitions": definitions or {},
             "modes": _cache_modes(modes), "test": bool(test)}
+    if lock_dir:
+        want["lock_dir"] = str(lock_dir)
     secrets = _store_secrets(stores)
     # Moodle's writer takes its lock in the shared cachedir (cachelock_file, dir filelocks),
     # even for a node-local file: web nodes configured at once wait for each other, and one
@@ -787,4 +817,7 @@ def cache_config(dirroot, stores=None, local_store=None, definitions=None, modes
             "Moodle's cache configuration writer printed no JSON:"
             f" {_scrub(_tail(ret.get('stdout')), secrets)}"
         ) from None
-    return {key: dict(out.get(key) or {}) for key in ("stores", "mappings", "modes")}
+    changes = {key: dict(out.get(key) or {}) for key in ("stores", "mappings", "modes")}
+    if out.get("locks"):
+        changes["locks"] = dict(out["locks"])
+    return changes

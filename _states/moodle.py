@@ -477,14 +477,15 @@ def releases_pruned(name, dirroot, keep=2, component_cache_dir=None):
 
 
 def cache_configured(name, stores=None, local_store=None, definitions=None, modes=None,
-                     runas="www-data", php=None):
+                     runas="www-data", php=None, lock_dir=None):
     """
     Moodle's cache configuration on this node as given (see ``moodle.cache_config``): the
     store instances exist with this configuration, every cache definition is mapped as asked
     (``local_store`` for what Moodle marks safe for a node-local store), and the modes named
     in ``modes`` have these stores as their default (the other modes keep Moodle's). Meant for
-    a node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it. Store
-    passwords never appear in changes or comments.
+    a node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it, and
+    with ``lock_dir`` (a local directory) Moodle's writer locks that file there instead of in
+    the shared cachedir. Store passwords never appear in changes or comments.
 
     .. code-block:: yaml
 
@@ -508,7 +509,7 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, mode
     try:
         changes = __salt__["moodle.cache_config"](
             name, stores=stores, local_store=local_store, definitions=definitions, modes=modes,
-            test=__opts__["test"], runas=runas, php=php)
+            test=__opts__["test"], runas=runas, php=php, lock_dir=lock_dir)
     except CommandExecutionError as exc:
         ret["comment"] = str(exc)
         return _scrubbed(ret, secrets)
@@ -520,7 +521,8 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, mode
     ret["changes"] = changes
     what = (f"{len(changes.get('stores', {}))} store(s),"
             f" {len(changes.get('mappings', {}))} definition mapping(s),"
-            f" {len(changes.get('modes', {}))} mode mapping(s)")
+            f" {len(changes.get('modes', {}))} mode mapping(s)"
+            + (", the writer's node-local lock" if changes.get("locks") else ""))
     if __opts__["test"]:
         ret["result"] = None
         ret["comment"] = f"{what} would be set"

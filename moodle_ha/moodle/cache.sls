@@ -43,6 +43,10 @@ moodle_ha-moodle-cache-configured:
     # shared volume (its default store), or Redis.
     - modes:
         application: {{ ([c.redis_store_name] if redis else ["default_application"]) | json }}
+    # Moodle's writer locks this node's file here (its default: a file lock on the shared
+    # volume, where two nodes configured at once left a lock file nobody held, seen on real
+    # Moodle 5.1: every later run waited for it until its timeout).
+    - lock_dir: {{ (c.config_dir ~ "/locks") | json }}
     - runas: {{ moodle_ha.web.user }}
     - php: {{ moodle_ha.web.php_bin }}
     - require:

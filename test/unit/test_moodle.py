@@ -975,3 +975,51 @@ def test_cache_config_against_the_fixture_writer_with_php(mod, tmp_path):
         run()
     said = recorded("cache_config.redis-no-extension.fixture-php8.2.stderr").strip()
     assert str(exc.value).endswith(said) and REDIS_PASS not in str(exc.value)
+
+
+@pytest.mark.skipif(shutil.which("php") is None, reason="no php CLI on this machine")
+def test_cache_config_node_local_lock_outlives_a_stale_shared_lock(mod, tmp_path,
+                                                                    monkeypatch):
+    # Moodle's writer locks each save with the first lock instance of the configuration, by
+    # default a file lock in the shared cachedir. A lock file there that nobody holds (seen
+    # on gluster with two nodes configured at once) made every save wait until it gave up;
+    # with lock_dir the writer's lock is this node's, first in the configuration, and the
+    # stores' default lock stays Moodle's.
+    site = tmp_path / "site"
+    shared = site / "data" / "cache" / "filelocks"
+    shared.mkdir(parents=True)
+    (site / "muc").mkdir()
+    cache_php = REPO / "test" / "fixture_app" / "moodle" / "public" / "lib" / "cache.php"
+    (site / "config.php").write_text(_FIXTURE_CACHE_SITE % json.dumps(str(cache_php)))
+
+    def run_all(cmd, python_shell=None, stdin=None, cwd=None, timeout=None, **_):
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd,
+                              timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    mod.__salt__ = {"cmd.run_all": run_all}
+    local = {"moodle_ha_local": {"plugin": "file", "configuration": {
+        "path": str(tmp_path / "local"), "autocreate": True}}}
+    lock_dir = site / "muc" / "locks"
+    (shared / "configwrite.lock").touch()
+    monkeypatch.setattr(mod, "CACHE_LOCK_ATTEMPTS", 1)
+    # Without lock_dir the stale lock stops the writer (after Moodle's 100 tries).
+    with pytest.raises(CommandExecutionError, match="Unable to acquire a lock for caching"):
+        mod.cache_config(str(site), stores=local, local_store="moodle_ha_local")
+    assert mod.cache_config(str(site), stores=local, local_store="moodle_ha_local",
+                            lock_dir=str(lock_dir), test=True)["locks"] == {
+        "moodle_ha_node": str(lock_dir)}
+    assert not lock_dir.exists()
+    out = mod.cache_config(str(site), stores=local, local_store="moodle_ha_local",
+                           lock_dir=str(lock_dir))
+    assert out["locks"] == {"moodle_ha_node": str(lock_dir)}
+    assert out["stores"] == {"moodle_ha_local": "added"}
+    assert lock_dir.is_dir() and list(lock_dir.iterdir()) == []
+    text = (site / "muc" / "cacheconfig.php").read_text()
+    assert text.index("'moodle_ha_node'") < text.index("'cachelock_file_default'")
+    # Stores without a lock of their own keep Moodle's default lock.
+    assert "'default' => true" in text.split("'cachelock_file_default'")[1][:200]
+    assert mod.cache_config(str(site), stores=local, local_store="moodle_ha_local",
+                            lock_dir=str(lock_dir)) == {"stores": {}, "mappings": {},
+                                                        "modes": {}}
+    assert (shared / "configwrite.lock").exists()

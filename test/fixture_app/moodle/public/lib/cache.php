@@ -17,6 +17,8 @@
 //   name up among list keys), numbers each mode's stores 0, 1, ...
 // A configuration file written by an older fixture (no mode mappings) gets Moodle's default
 // stores and mode mappings, as Moodle's upgrade (update_default_config_stores) would have.
+// config_save() locks as Moodle's does: a file lock (fopen xb, 100 tries) in the first lock
+// instance's directory (an absolute one as it is, else one in the shared cachedir).
 
 namespace core_cache\exception {
     class cache_exception extends \Exception {
@@ -48,6 +50,8 @@ namespace core_cache {
 
         private $file;
         private $data;
+        /** Lock instances by name, in the configuration's order (Moodle's writer uses the first). */
+        protected $configlocks;
 
         public static function instance() {
             return new self();
@@ -96,21 +100,48 @@ namespace core_cache {
                 ],
                 'definitionmappings' => [],
             ];
+            $this->configlocks = [];
+            foreach ($this->data['locks'] ?? [['name' => 'cachelock_file_default',
+                    'type' => 'cachelock_file', 'dir' => 'filelocks', 'default' => true]] as $lock) {
+                $this->configlocks[$lock['name']] = $lock;
+            }
             if (!isset($this->data['modemappings'])) {
                 $this->data['stores'] = array_merge($this->data['stores'], self::default_stores());
                 $this->data['modemappings'] = self::default_mode_mappings();
             }
         }
 
-        private function save() {
+        /** As Moodle's config_save(): under the first lock instance's file lock (cachelock_file:
+            an absolute dir as it is, else a directory of the shared cachedir; 100 tries, 1-50 ms
+            apart), the configuration's locks saved with it. */
+        protected function config_save() {
+            global $CFG;
             $dir = dirname($this->file);
             if (!is_dir($dir)) {
                 mkdir($dir, 02770, true);
             }
+            $lock = reset($this->configlocks);
+            $lockdir = $lock['dir'];
+            if (strpos($lockdir, '/') === false || strpos($lockdir, '.') === 0 || !is_dir($lockdir)) {
+                $lockdir = $CFG->dataroot . '/cache/' . preg_replace('#[^a-zA-Z0-9_]#', '_', $lockdir);
+                if (!is_dir($lockdir)) {
+                    mkdir($lockdir, 02770, true);
+                }
+            }
+            $lockfile = $lockdir . '/configwrite.lock';
+            for ($try = 0; ($handle = @fopen($lockfile, 'xb')) === false; $try++) {
+                if ($try >= 100) {
+                    throw new cache_exception('Unable to acquire a lock for caching.');
+                }
+                usleep(rand(1000, 50000));
+            }
+            fclose($handle);
+            $this->data['locks'] = array_values($this->configlocks);
             $tmp = $this->file . '.tmp';
             file_put_contents($tmp, "<?php defined('MOODLE_INTERNAL') || die();\n \$configuration = "
                 . var_export($this->data, true) . ";\n");
             rename($tmp, $this->file);
+            @unlink($lockfile);
         }
 
         private static function by_sort(array $mappings) {
@@ -169,7 +200,7 @@ namespace core_cache {
             }
             $this->data['stores'][$name] = $this->store_record($name, $plugin, $configuration,
                 false);
-            $this->save();
+            $this->config_save();
             return true;
         }
 
@@ -183,7 +214,7 @@ namespace core_cache {
             }
             $this->data['stores'][$name] = $this->store_record($name, $plugin, $configuration,
                 $this->data['stores'][$name]['default']);
-            $this->save();
+            $this->config_save();
             return true;
         }
 
@@ -211,7 +242,7 @@ namespace core_cache {
             }
             $this->data['modemappings'] = array_merge($mappings[self::MODE_APPLICATION],
                 $mappings[self::MODE_SESSION], $mappings[self::MODE_REQUEST]);
-            $this->save();
+            $this->config_save();
             return true;
         }
 
@@ -227,7 +258,7 @@ namespace core_cache {
                 $kept[] = ['store' => $store, 'definition' => $definition, 'sort' => $sort--];
             }
             $this->data['definitionmappings'] = $kept;
-            $this->save();
+            $this->config_save();
         }
     }
 }
