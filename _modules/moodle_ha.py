@@ -563,6 +563,8 @@ _REDIS_MEMORY_RE = re.compile(r"^[1-9][0-9]*(?:[kmg]b?)?$", re.IGNORECASE)
 _REDIS_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,5}$")
 _REDIS_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 APPLICATION_STORES = ("file", "redis")
+SESSION_STORES = ("database", "redis")
+_SESSION_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
 def _positive_int(value):
@@ -570,7 +572,8 @@ def _positive_int(value):
 
 
 def _redis_errors(data, errors):
-    """The redis layer's settings, and moodle:cache:application_store's need of it."""
+    """The redis layer's settings, and the need of it of moodle:cache:application_store and
+    moodle:session:store."""
     hosts = _role_hosts(data).get("redis") or []
     store = _get(data, "moodle:cache:application_store")
     if store not in APPLICATION_STORES:
@@ -579,6 +582,23 @@ def _redis_errors(data, errors):
     elif store == "redis" and not hosts:
         errors.append("moodle_ha:moodle:cache:application_store: redis needs hosts with role"
                       " redis in moodle_ha:topology:hosts")
+    sessions = _get(data, "moodle:session:store")
+    if sessions not in SESSION_STORES:
+        errors.append(f"moodle_ha:moodle:session:store: {sessions!r} is not one of"
+                      f" {', '.join(SESSION_STORES)}")
+    elif sessions == "redis" and not hosts:
+        errors.append("moodle_ha:moodle:session:store: redis needs hosts with role redis in"
+                      " moodle_ha:topology:hosts")
+    for name in ("lock_timeout", "lock_expire"):
+        value = _get(data, f"moodle:session:{name}")
+        if not _positive_int(value):
+            errors.append(f"moodle_ha:moodle:session:{name}: {value!r} is not a positive"
+                          " number of seconds")
+    prefix = _get(data, "moodle:session:redis_prefix")
+    if sessions == "redis" and not (isinstance(prefix, str)
+                                    and _SESSION_PREFIX_RE.match(prefix)):
+        errors.append(f"moodle_ha:moodle:session:redis_prefix: {prefix!r} is not 1 to 32"
+                      " letters, digits, _ or -")
     if store == "redis":
         prefix = _get(data, "moodle:cache:redis_prefix")
         if not (isinstance(prefix, str) and _REDIS_PREFIX_RE.match(prefix)):
@@ -623,6 +643,69 @@ def _redis_errors(data, errors):
     if not (isinstance(name, str) and _REDIS_NAME_RE.match(name)):
         errors.append(f"moodle_ha:redis:master_name: {name!r} is not a plain name (letters,"
                       " digits, . _ -)")
+    if sessions == "redis":
+        _redis_sessions_errors(data, errors)
+
+
+def _redis_sessions_errors(data, errors):
+    """redis:sessions, the second server (moodle:session:store redis)."""
+    memory = _get(data, "redis:sessions:maxmemory")
+    if not (isinstance(memory, (str, int)) and not isinstance(memory, bool)
+            and _REDIS_MEMORY_RE.match(str(memory))):
+        errors.append(f"moodle_ha:redis:sessions:maxmemory: {memory!r} is not a Redis memory"
+                      " size (e.g. 256mb, 1gb)")
+    name = _get(data, "redis:sessions:master_name")
+    if not (isinstance(name, str) and _REDIS_NAME_RE.match(name)):
+        errors.append(f"moodle_ha:redis:sessions:master_name: {name!r} is not a plain name"
+                      " (letters, digits, . _ -)")
+    elif name == _get(data, "redis:master_name"):
+        errors.append(f"moodle_ha:redis:sessions:master_name: {name!r} is the cache server's"
+                      " (redis:master_name): the Sentinels tell the two apart by name")
+    # One host runs both servers and Sentinel; a load balancer both endpoints.
+    for key, others in (("redis:sessions:port", ("redis:port", "redis:sentinel_port")),
+                        ("redis:sessions:endpoint_port", _ROLE_LISTENERS["lb"])):
+        value = _get(data, key)
+        clash = [other for other in others if other != key and _get(data, other) == value]
+        if clash:
+            errors.append(f"moodle_ha:{key}: {value!r} is also {clash[0]}: each server and"
+                          " endpoint needs a port of its own")
+
+
+def redis_instances(data):
+    """
+    The Redis servers every redis host runs (none without role redis): the cache server
+    (``redis``), and the sessions server (``redis:sessions``) while
+    ``moodle:session:store`` is redis. Each with what its states, HAProxy's endpoint, the
+    firewall and the status view use: ``name``, ``unit``, ``port``, ``endpoint_port``,
+    ``master_name``, ``maxmemory``, ``maxmemory_policy``, ``config_file``, ``pidfile``,
+    ``dbfilename``, ``follow_script`` and ``proxy`` (HAProxy's listen section).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb1' state.show_sls moodle_ha._mapdata   # redis_instances
+    """
+    if not _role_hosts(data).get("redis"):
+        return []
+    r = _get(data, "redis") or {}
+    services = _get(data, "services") or {}
+    out = [{"name": "cache", "unit": services.get("redis"), "port": r.get("port"),
+            "endpoint_port": r.get("endpoint_port"), "master_name": r.get("master_name"),
+            "maxmemory": r.get("maxmemory"), "maxmemory_policy": r.get("maxmemory_policy"),
+            "config_file": r.get("config_file"), "pidfile": r.get("pidfile"),
+            "dbfilename": "dump.rdb", "follow_script": r.get("follow_script"),
+            "proxy": "redis"}]
+    if _get(data, "moodle:session:store") == "redis":
+        s = r.get("sessions") or {}
+        out.append({"name": "sessions", "unit": services.get("redis_sessions"),
+                    "port": s.get("port"), "endpoint_port": s.get("endpoint_port"),
+                    "master_name": s.get("master_name"), "maxmemory": s.get("maxmemory"),
+                    # Sessions are never evicted (a cache that evicts logs users out).
+                    "maxmemory_policy": "noeviction", "config_file": s.get("config_file"),
+                    "pidfile": s.get("pidfile"), "dbfilename": s.get("dbfilename"),
+                    "follow_script": s.get("follow_script"), "proxy": "redis-sessions"})
+    return out
 
 
 # An NTP server of chrony.conf: a host name or an IP address (no spaces: no extra options).
@@ -761,8 +844,9 @@ _ROLE_LISTENERS = {
     "garbd": ("galera:replication_port",),
     "web": ("lb:haproxy:web_backend_port",),
     "lb": ("lb:haproxy:writer_port", "lb:haproxy:reader_port", "lb:haproxy:web_port",
-           "lb:haproxy:stats_port", "lb:tls:https_port", "redis:endpoint_port"),
-    "redis": ("redis:port", "redis:sentinel_port"),
+           "lb:haproxy:stats_port", "lb:tls:https_port", "redis:endpoint_port",
+           "redis:sessions:endpoint_port"),
+    "redis": ("redis:port", "redis:sentinel_port", "redis:sessions:port"),
 }
 # Exporter ports and the role of the hosts that run each (None: every host).
 _EXPORTER_PORTS = (("metrics:node_exporter:port", None), ("metrics:mysqld_exporter:port", "galera"))
@@ -1305,4 +1389,5 @@ def post_map(data, minion_id=None, grain_roles=None, known=None):
         )
     if not errors:
         out["nodes"] = topology(out, minion_id)
+        out["redis_instances"] = redis_instances(out)
     return {"errors": errors, "map": out}

@@ -125,9 +125,11 @@ def rules(data, minion_id=None):
         add("gluster bricks from the gluster peers and the dataroot clients", clients, "tcp",
             [f"{ports.get('first')}-{ports.get('last')}"])
     redis_cfg = _get(data, "redis") or {}
+    # The cache server, and the sessions server while Moodle's sessions are in Redis.
+    instances = data.get("redis_instances") or []
     if "redis" in roles:
         add("redis from the load balancers and the redis peers", lb_sources + redis, "tcp",
-            [redis_cfg["port"]])
+            [inst["port"] for inst in instances])
         add("redis sentinel from the redis peers", redis, "tcp", [redis_cfg["sentinel_port"]])
     if "web" in roles:
         add("apache from the load balancers", lb_sources, "tcp", [hp["web_backend_port"]])
@@ -140,9 +142,9 @@ def rules(data, minion_id=None):
         add("the site on the VIP", web_allow, "tcp", site, listen)
         add("database endpoints from the web nodes", web + _allow(data, "db_allow", []),
             "tcp", [hp["writer_port"], hp["reader_port"]], listen)
-        if _get(data, "nodes:roles:redis"):
-            add("redis endpoint from the web nodes", web, "tcp", [redis_cfg["endpoint_port"]],
-                listen)
+        if instances:
+            add("redis endpoints from the web nodes", web, "tcp",
+                [inst["endpoint_port"] for inst in instances], listen)
         add("haproxy stats", [subnet] + list(hp.get("stats_allow") or []), "tcp",
             [hp["stats_port"]])
         add("vrrp from the other load balancers", lbs, "vrrp", [])

@@ -291,13 +291,13 @@ def server_config(bind, port, password, settings, replicaof=None, paths=None):
     ``settings`` (name: value; pillar redis:server; a value is written as it is, so
     ``save: "3600 1 300 100"`` is several arguments, and an empty ``save`` as ``""``),
     ``replicaof`` ``[ip, port]`` unless this server starts as the primary, and ``paths``
-    (``pidfile``, ``logfile``, ``dir``; written as they are: ``logfile: '""'`` logs to
-    standard output). The passwords are quoted with :py:func:`quote`.
+    (``pidfile``, ``logfile``, ``dir``, ``dbfilename``; written as they are: ``logfile:
+    '""'`` logs to standard output). The passwords are quoted with :py:func:`quote`.
     """
     paths = paths or {}
     lines = [("bind", " ".join(str(b) for b in bind)), ("port", int(port)),
              ("protected-mode", "yes"), ("daemonize", "no")]
-    for key in ("pidfile", "logfile", "dir"):
+    for key in ("pidfile", "logfile", "dir", "dbfilename"):
         if paths.get(key):
             lines.append((key, paths[key]))
     for key, value in sorted((settings or {}).items()):
@@ -313,30 +313,36 @@ def server_config(bind, port, password, settings, replicaof=None, paths=None):
     return HEADER + _lines(lines)
 
 
-def sentinel_config(bind, port, master_name, master, quorum, password, settings, paths=None):
+def sentinel_config(bind, port, masters, password, paths=None):
     """
-    The text of a new sentinel.conf: monitor ``master_name`` at ``master`` ``[ip, port]``
-    with ``quorum``, authenticating with ``password``; ``settings`` are the per-master
-    settings (down-after-milliseconds, failover-timeout, parallel-syncs) and ``paths``
-    (``pidfile``, ``logfile``, ``dir``) as in :py:func:`server_config`. ValueError when
-    ``master_name`` or ``password`` is not :py:func:`sentinel_safe`.
+    The text of a new sentinel.conf: monitor each of ``masters`` (``{"name", "addr":
+    [ip, port], "quorum", "settings"}``; settings are the per-master ones:
+    down-after-milliseconds, failover-timeout, parallel-syncs), authenticating with
+    ``password``; ``paths`` (``pidfile``, ``logfile``, ``dir``) as in
+    :py:func:`server_config`. ValueError when a master's name or ``password`` is not
+    :py:func:`sentinel_safe`.
     """
-    for what, value in (("master name", master_name), ("password", password)):
+    names = [m["name"] for m in masters]
+    for what, value in [("master name", n) for n in names] + [("password", password)]:
         if not sentinel_safe(value):
             raise ValueError(f"Sentinel cannot keep this {what} in sentinel.conf: it rewrites "
                              "it unquoted, so it must be non-empty, without whitespace, "
                              "control characters and quotes")
+    if len(set(names)) != len(names):
+        raise ValueError(f"the monitored masters' names repeat: {', '.join(names)}")
     paths = paths or {}
     lines = [("bind", " ".join(str(b) for b in bind)), ("port", int(port)),
              ("daemonize", "no")]
     for key in ("pidfile", "logfile", "dir"):
         if paths.get(key):
             lines.append((key, paths[key]))
-    lines += [("sentinel resolve-hostnames", "no"),
-              ("sentinel monitor", f"{master_name} {master[0]} {int(master[1])} {int(quorum)}"),
-              ("sentinel auth-pass", f"{master_name} {quote(password)}")]
-    for key, value in sorted((settings or {}).items()):
-        lines.append((f"sentinel {key}", f"{master_name} {value}"))
+    lines.append(("sentinel resolve-hostnames", "no"))
+    for master in masters:
+        name, addr = master["name"], master["addr"]
+        lines += [("sentinel monitor", f"{name} {addr[0]} {int(addr[1])} {int(master['quorum'])}"),
+                  ("sentinel auth-pass", f"{name} {quote(password)}")]
+        for key, value in sorted((master.get("settings") or {}).items()):
+            lines.append((f"sentinel {key}", f"{name} {value}"))
     return HEADER + _lines(lines)
 
 

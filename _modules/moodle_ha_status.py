@@ -299,7 +299,9 @@ def facts(timeout=2, budget=3):
                        if not spec.get("decommission")}
     out["topology"]["_ports"] = {key: haproxy[key]
                                  for key in ("writer_port", "reader_port", "web_port")}
-    out["topology"]["_ports"]["redis_port"] = (mapdata.get("redis") or {}).get("endpoint_port")
+    # HAProxy's redis endpoints by listen section (the cache's, the sessions').
+    for inst in mapdata.get("redis_instances") or []:
+        out["topology"]["_ports"][f"{inst['proxy']}_port"] = inst["endpoint_port"]
     out["limits"] = mapdata.get("status") or {}
     out["topology"]["_backup_node"] = mapdata["nodes"].get("backup_node")
     readers = {"galera": lambda: _galera(mapdata, timeout), "backup": lambda: _backup(mapdata),

@@ -174,16 +174,19 @@ def _judge_lb(host, layer, ports):
             text += f" (down: {', '.join(downs)})"
         out.append(_check(host, "haproxy", bool(up) and not downs and bool(servers), text,
                           proxy=proxy))
-    # The redis endpoint (role redis): exactly one server UP, the primary; the replicas
-    # answer role:slave to the check and are DOWN by design.
-    redis = [r for r in rows or [] if r["pxname"] == "redis"
-             and r["svname"] not in ("FRONTEND", "BACKEND")]
-    if redis:
+    # The redis endpoints (role redis: the cache's, and the sessions' while Moodle keeps its
+    # sessions there): exactly one server UP, the primary; the replicas answer role:slave to
+    # the check and are DOWN by design.
+    for proxy in ("redis", "redis-sessions"):
+        redis = [r for r in rows or [] if r["pxname"] == proxy
+                 and r["svname"] not in ("FRONTEND", "BACKEND")]
+        if not redis:
+            continue
         up = [r["svname"] for r in redis if r["status"].startswith("UP")]
-        text = f":{ports.get('redis_port', '?')} redis: " + (
+        text = f":{ports.get(proxy + '_port', '?')} {proxy}: " + (
             f"primary {up[0]}, {len(redis) - 1} replica(s)" if len(up) == 1 else
             "no primary UP" if not up else f"{len(up)} servers claim the primary: {', '.join(up)}")
-        out.append(_check(host, "haproxy", len(up) == 1, text, proxy="redis"))
+        out.append(_check(host, "haproxy", len(up) == 1, text, proxy=proxy))
     return out
 
 

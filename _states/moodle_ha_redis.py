@@ -78,15 +78,18 @@ def _primary(sentinels, master_name, primary):
     return [str(primary[0]), int(primary[1])], "the first redis host (no sentinel answered)"
 
 
-def _create(ret, name, user, sentinels, master_name, primary, build):
+def _create(ret, name, user, sentinels, master_name, primary, build, source=None):
     """Write the missing file ``name`` for the primary the sentinels name (else ``primary``):
     ``build(master)`` gives its text, the changes and what the comment says of it; a
-    ValueError from it (a value the file cannot carry) fails the state naming the file."""
-    try:
-        master, source = _primary(sentinels, master_name, primary)
-    except CommandExecutionError as exc:
-        ret["comment"] = str(exc)
-        return ret
+    ValueError from it (a value the file cannot carry) fails the state naming the file.
+    With ``source`` the caller found the primaries itself (``master`` is then None)."""
+    master = None
+    if source is None:
+        try:
+            master, source = _primary(sentinels, master_name, primary)
+        except CommandExecutionError as exc:
+            ret["comment"] = str(exc)
+            return ret
     try:
         text, changes, what = build(master)
     except ValueError as exc:
@@ -97,6 +100,22 @@ def _create(ret, name, user, sentinels, master_name, primary, build):
         ret.update(result=None, comment=f"{name} would be written{what} ({source})")
         return ret
     return _write_new(ret, text, user, f"{name} written{what} ({source})")
+
+
+def _create_sentinel(ret, name, user, sentinels, masters, build):
+    """:py:func:`_create` for sentinel.conf: ``build`` gets ``[(master name, [ip, port])]``,
+    each primary as the sentinels name it (else the master's ``primary``)."""
+    found, sources = [], set()
+    for master in masters:
+        try:
+            addr, source = _primary(sentinels, master["name"], master["primary"])
+        except CommandExecutionError as exc:
+            ret["comment"] = str(exc)
+            return ret
+        found.append((master["name"], addr))
+        sources.add(source)
+    return _create(ret, name, user, None, None, None, lambda _: build(found),
+                   source="; ".join(sorted(sources)))
 
 
 def _shown(setting, value):
@@ -180,74 +199,125 @@ def server_configured(name, bind, port, password, settings, master_name, sentine
     return ret
 
 
-def sentinel_configured(name, bind, port, master_name, quorum, password, settings, sentinels,
-                        primary, user="redis", paths=None, runtime=True):
+def _monitor(ret, host, port, master, password, sentinels):
+    """Have the sentinel at ``host:port`` monitor ``master``, new to it (a server added to
+    an existing cluster): at the address the other sentinels name (else its ``primary``),
+    with the pillar's settings. Returns an error text, or None with ``ret``'s changes made."""
+    name = master["name"]
+    others = [s for s in sentinels if [str(s[0]), int(s[1])] != [host, int(port)]]
+    try:
+        addr, source = _primary(others, name, master["primary"])
+    except CommandExecutionError as exc:
+        return str(exc)
+    where = f"{addr[0]}:{addr[1]}"
+    ret["changes"][name] = {"monitors": where}
+    if __opts__["test"]:
+        return None
+    settings = [part for k, v in sorted((master.get("settings") or {}).items())
+                for part in (k, str(v))]
+    cmds = [["SENTINEL", "MONITOR", name, addr[0], str(addr[1]), str(master["quorum"])],
+            ["SENTINEL", "SET", name, "auth-pass", password, *settings]]
+    try:
+        __salt__["moodle_ha_redis.commands"](host, port, cmds)
+    except CommandExecutionError as exc:
+        del ret["changes"][name]
+        return f"SENTINEL MONITOR {name} {where} on {host}:{port} failed: {exc}"
+    ret["comments"].append(f"{name} monitored at {where} ({source})")
+    return None
+
+
+def _master_kept(ret, host, port, master, password, sentinels):
+    """One monitored master's settings equal to the pillar's (SENTINEL SET); a master the
+    sentinel does not know yet is added (:py:func:`_monitor`). An error text, or None."""
+    name = master["name"]
+    want = dict(master.get("settings") or {}, quorum=master["quorum"])
+    try:
+        have = __salt__["moodle_ha_redis.pairs"](__salt__["moodle_ha_redis.command"](
+            host, port, "SENTINEL", "MASTER", name))
+    except CommandExecutionError as exc:
+        if "No such master" in str(exc):
+            return _monitor(ret, host, port, master, password, sentinels)
+        raise
+    diff = __salt__["moodle_ha_redis.sentinel_settings_diff"](want, have)
+    if not diff:
+        return None
+    ret["changes"][name] = {k: {"old": have.get(k), "new": str(want[k])} for k in diff}
+    if __opts__["test"]:
+        return None
+    args = [part for k in diff for part in (k, str(want[k]))]
+    try:
+        __salt__["moodle_ha_redis.command"](host, port, "SENTINEL", "SET", name, *args)
+    except CommandExecutionError as exc:
+        del ret["changes"][name]
+        return f"SENTINEL SET {name} on {host}:{port} failed: {exc}"
+    ret["comments"].append(f"{name}: {', '.join(diff)} set with SENTINEL SET")
+    return None
+
+
+def sentinel_configured(name, bind, port, password, masters, sentinels, user="redis",
+                        paths=None, runtime=True):
     """
     Redis Sentinel's configuration file ``name`` exists, and a running Sentinel monitors
-    ``master_name`` with the pillar's settings.
+    every one of ``masters`` with the pillar's settings.
 
     name
         Path of Sentinel's configuration file.
     bind, port
         Addresses and port of this Sentinel (the first address is the one used here).
-    master_name, quorum
-        The monitored primary's name, and how many sentinels must agree it is down.
     password
         What Sentinel logs in to the servers with (``sentinel auth-pass``).
-    settings
-        Per-primary settings (down-after-milliseconds, failover-timeout, parallel-syncs).
+    masters
+        The monitored primaries, each ``{"name", "quorum", "settings", "primary"}``: its
+        name, how many sentinels must agree it is down, its per-master settings
+        (down-after-milliseconds, failover-timeout, parallel-syncs), and ``[ip, port]`` of
+        the first redis host's server (the primary of a new cluster).
     sentinels
-        ``[ip, port]`` of the other sentinels, asked where the primary is when the file is
-        written.
-    primary
-        ``[ip, port]`` of the first redis host: the primary of a new cluster.
+        ``[ip, port]`` of every sentinel, asked where each primary is when the file is
+        written or a master is new to this sentinel.
     runtime
-        As in :py:func:`server_configured`.
+        As in :py:func:`server_configured`. A master this sentinel does not monitor yet
+        (one enabled later, e.g. the sessions server) is added with ``SENTINEL MONITOR``
+        at the address the other sentinels name.
     """
     ret = _ret(name)
     host = str(bind[0])
     if not os.path.exists(name):
-        def build(master):
+        def build(found):
+            addrs = dict(found)
             # ValueError: a password or master name Sentinel's own rewrite would break (the
             # message names which, never its value).
-            text = __salt__["moodle_ha_redis.sentinel_config"](bind, port, master_name, master,
-                                                               quorum, password, settings,
-                                                               paths=paths)
-            where = f"{master[0]}:{master[1]}"
+            text = __salt__["moodle_ha_redis.sentinel_config"](
+                bind, port, [dict(m, addr=addrs[m["name"]]) for m in masters], password,
+                paths=paths)
+            where = ", ".join(f"{n} at {a[0]}:{a[1]}" for n, a in found)
             return text, {"created": name, "monitors": where}, f", monitoring {where}"
 
-        return _create(ret, name, user, sentinels, master_name, primary, build)
+        return _create_sentinel(ret, name, user, sentinels, masters, build)
     if not runtime:
         ret.update(result=True, comment=f"{name} exists (owned by Sentinel from now on)")
         return ret
-    want = dict(settings or {}, quorum=quorum)
-    try:
-        have = __salt__["moodle_ha_redis.pairs"](__salt__["moodle_ha_redis.command"](
-            host, port, "SENTINEL", "MASTER", master_name))
-    except CommandExecutionError as exc:
-        if "No such master" in str(exc):
-            ret["comment"] = (f"the sentinel at {host}:{port} does not monitor {master_name}"
-                              f" ({exc}); remove {name} to have it written again")
+    ret["comments"] = []
+    errors = []
+    for master in masters:
+        try:
+            error = _master_kept(ret, host, port, master, password, sentinels)
+        except CommandExecutionError as exc:
+            ret.pop("comments")
+            ret.update(result=True, changes={},
+                       comment=f"{name} exists; the sentinel does not answer yet ({exc}):"
+                               " its settings are checked when it does")
             return ret
-        ret.update(result=True, comment=f"{name} exists; the sentinel does not answer yet"
-                                        f" ({exc}): its settings are checked when it does")
+        if error:
+            errors.append(error)
+    comments = ret.pop("comments")
+    if errors:
+        ret["comment"] = "; ".join(errors + comments)
         return ret
-    diff = __salt__["moodle_ha_redis.sentinel_settings_diff"](want, have)
-    if not diff:
-        ret.update(result=True, comment=f"the sentinel at {host}:{port} has the pillar's"
-                                        f" settings for {master_name}")
+    if __opts__["test"] and ret["changes"]:
+        ret.update(result=None, comment="would change: " + ", ".join(
+            f"{n} ({', '.join(c)})" for n, c in ret["changes"].items()))
         return ret
-    ret["changes"] = {k: {"old": have.get(k), "new": str(want[k])} for k in diff}
-    if __opts__["test"]:
-        ret.update(result=None, comment=f"{', '.join(diff)} would be set with SENTINEL SET")
-        return ret
-    args = [part for k in diff for part in (k, str(want[k]))]
-    try:
-        __salt__["moodle_ha_redis.command"](host, port, "SENTINEL", "SET", master_name, *args)
-    except CommandExecutionError as exc:
-        ret["changes"] = {}
-        ret["comment"] = f"SENTINEL SET on {host}:{port} failed: {exc}"
-        return ret
-    ret.update(result=True, comment=f"{', '.join(diff)} set with SENTINEL SET (saved by"
-                                    " Sentinel in its file)")
+    ret.update(result=True, comment="; ".join(comments) + " (saved by Sentinel in its file)"
+               if comments else f"the sentinel at {host}:{port} has the pillar's settings for "
+               + ", ".join(m["name"] for m in masters))
     return ret

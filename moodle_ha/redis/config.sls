@@ -21,26 +21,32 @@ moodle_ha-redis-config-not-redis:
 include:
   - .package
 
-moodle_ha-redis-follow-script-file-managed:
+{#- The follow script and the drop-in of each server, then Sentinel's drop-in. #}
+{%- set units = [] %}
+{%- for inst in moodle_ha.redis_instances %}
+{%-   do units.append((inst.unit, r.server_bin, inst.config_file, inst.follow_script)) %}
+
+moodle_ha-redis-{{ inst.name }}-follow-script-file-managed:
   file.managed:
-    - name: {{ r.follow_script }}
+    - name: {{ inst.follow_script }}
     - source: salt://{{ tpldir }}/files/moodle_ha-redis-follow.sh.jinja
     - template: jinja
     - context:
-        unit: {{ moodle_ha.services.redis }}
-        config_file: {{ r.config_file }}
+        unit: {{ inst.unit }}
+        config_file: {{ inst.config_file }}
         me: {{ me.ip }}
-        port: {{ r.port }}
+        port: {{ inst.port }}
         sentinels: {{ sentinels | json }}
-        master_name: {{ r.master_name | json }}
+        master_name: {{ inst.master_name | json }}
         cli: {{ r.cli }}
     - makedirs: True
     - user: root
     - group: root
     - mode: '0755'
+{%- endfor %}
+{%- do units.append((moodle_ha.services.redis_sentinel, r.sentinel_bin, r.sentinel_config_file, none)) %}
 
-{%- for unit, bin, file, pre in [(moodle_ha.services.redis, r.server_bin, r.config_file, r.follow_script),
-                                 (moodle_ha.services.redis_sentinel, r.sentinel_bin, r.sentinel_config_file, none)] %}
+{%- for unit, bin, file, pre in units %}
 
 moodle_ha-redis-{{ unit }}-dropin-file-managed:
   file.managed:
@@ -58,7 +64,7 @@ moodle_ha-redis-{{ unit }}-dropin-file-managed:
     - mode: '0644'
 {%-   if pre %}
     - require:
-      - file: moodle_ha-redis-follow-script-file-managed
+      - file: {{ pre }}
 {%-   endif %}
 {%- endfor %}
 
@@ -66,15 +72,19 @@ moodle_ha-redis-systemd-reloaded:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-      - file: moodle_ha-redis-{{ moodle_ha.services.redis }}-dropin-file-managed
-      - file: moodle_ha-redis-{{ moodle_ha.services.redis_sentinel }}-dropin-file-managed
+{%- for unit, bin, file, pre in units %}
+      - file: moodle_ha-redis-{{ unit }}-dropin-file-managed
+{%- endfor %}
 
-moodle_ha-redis-server-configured:
+{%- for inst in moodle_ha.redis_instances %}
+
+moodle_ha-redis-{{ inst.name }}-server-configured:
   moodle_ha_redis.server_configured:
-{{- server_args() }}
+{{- server_args(inst) }}
     - runtime: false
     - require:
       - pkg: moodle_ha-redis-package-installed
+{%- endfor %}
 
 moodle_ha-redis-sentinel-configured:
   moodle_ha_redis.sentinel_configured:
@@ -82,5 +92,7 @@ moodle_ha-redis-sentinel-configured:
     - runtime: false
     - require:
       - pkg: moodle_ha-redis-package-installed
-      - moodle_ha_redis: moodle_ha-redis-server-configured
+{%- for inst in moodle_ha.redis_instances %}
+      - moodle_ha_redis: moodle_ha-redis-{{ inst.name }}-server-configured
+{%- endfor %}
 {%- endif %}

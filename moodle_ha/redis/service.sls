@@ -18,8 +18,12 @@ moodle_ha-redis-service-not-redis:
 include:
   - .config
 
-{%- for unit, configured in [(moodle_ha.services.redis, "server"),
-                             (moodle_ha.services.redis_sentinel, "sentinel")] %}
+{%- set units = [] %}
+{%- for inst in moodle_ha.redis_instances %}
+{%-   do units.append((inst.unit, inst.name ~ "-server")) %}
+{%- endfor %}
+{%- do units.append((moodle_ha.services.redis_sentinel, "sentinel")) %}
+{%- for unit, configured in units %}
 
 {#- Restarted once per version of its drop-in: the first run (the package started it on
     Debian's file), and after a run that failed in between. A marker beside it records the
@@ -49,11 +53,13 @@ moodle_ha-redis-{{ unit }}-service-running:
 
 {#- The pillar's settings on the running server and sentinel (CONFIG SET + CONFIG REWRITE,
     SENTINEL SET): no restart. #}
-moodle_ha-redis-server-settings-kept:
+{%- for inst in moodle_ha.redis_instances %}
+moodle_ha-redis-{{ inst.name }}-server-settings-kept:
   moodle_ha_redis.server_configured:
-{{- server_args() }}
+{{- server_args(inst) }}
     - require:
-      - service: moodle_ha-redis-{{ moodle_ha.services.redis }}-service-running
+      - service: moodle_ha-redis-{{ inst.unit }}-service-running
+{%- endfor %}
 
 moodle_ha-redis-sentinel-settings-kept:
   moodle_ha_redis.sentinel_configured:

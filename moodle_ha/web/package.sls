@@ -6,7 +6,8 @@
 moodle_ha-web-package-installed:
   pkg.installed:
     - pkgs:
-{%- set redis = moodle_ha.moodle.cache.application_store == "redis" %}
+{%- set redis = moodle_ha.moodle.cache.application_store == "redis"
+                 or moodle_ha.moodle.session.store == "redis" %}
 {%- for pkg in moodle_ha.pkgs.web + (moodle_ha.pkgs.xsendfile if moodle_ha.web.xsendfile else [])
                + (moodle_ha.pkgs.php_redis if redis else []) %}
       - {{ pkg }}

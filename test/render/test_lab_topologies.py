@@ -20,5 +20,6 @@ def test_redis_topology_is_pillar_example_with_redis_on_the_app_hosts():
     for name in ("moodle1", "moodle2", "moodle3"):
         want["moodle_ha"]["topology"]["hosts"][name]["roles"].append("redis")
     want["moodle_ha"]["moodle"]["cache"]["application_store"] = "redis"
+    want["moodle_ha"]["moodle"]["session"] = {"store": "redis"}
     got = yaml.safe_load((REPO / "test/lab/topologies/redis.yaml").read_text())
     assert got == want

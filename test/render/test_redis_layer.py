@@ -19,13 +19,14 @@ IDS = {
     "moodle_ha-redis-redis-server-dropin-file-managed",
     "moodle_ha-redis-redis-sentinel-dropin-file-managed",
     "moodle_ha-redis-systemd-reloaded",
-    "moodle_ha-redis-server-configured",
+    "moodle_ha-redis-cache-follow-script-file-managed",
+    "moodle_ha-redis-cache-server-configured",
     "moodle_ha-redis-sentinel-configured",
     "moodle_ha-redis-redis-server-restarted",
     "moodle_ha-redis-redis-server-service-running",
     "moodle_ha-redis-redis-sentinel-restarted",
     "moodle_ha-redis-redis-sentinel-service-running",
-    "moodle_ha-redis-server-settings-kept",
+    "moodle_ha-redis-cache-server-settings-kept",
     "moodle_ha-redis-sentinel-settings-kept",
 }
 
@@ -55,10 +56,10 @@ def test_every_redis_host_starts_from_the_first_as_primary(renderer, minion, pla
                             platform=platform)
     assert IDS <= set(out)
     me = REDIS_IPS[int(minion[-1]) - 1]
-    server = state_args(out["moodle_ha-redis-server-configured"])
+    server = state_args(out["moodle_ha-redis-cache-server-configured"])
     # The file before the unit starts on it; the settings once it runs.
     assert server["runtime"] is False
-    assert "runtime" not in state_args(out["moodle_ha-redis-server-settings-kept"])
+    assert "runtime" not in state_args(out["moodle_ha-redis-cache-server-settings-kept"])
     assert server["name"] == "/etc/redis/moodle_ha-redis.conf"
     assert server["bind"] == [me, "127.0.0.1"]
     assert server["primary"] == [REDIS_IPS[0], 6379]
@@ -67,9 +68,12 @@ def test_every_redis_host_starts_from_the_first_as_primary(renderer, minion, pla
     assert server["settings"] == {"maxmemory": "256mb", "maxmemory-policy": "allkeys-lru",
                                   "save": "", "appendonly": "no"}
     sentinel = state_args(out["moodle_ha-redis-sentinel-configured"])
-    assert sentinel["quorum"] == 2
-    assert sentinel["settings"] == {"down-after-milliseconds": 3000, "failover-timeout": 10000,
-                                    "parallel-syncs": 1}
+    assert sentinel["masters"] == [{
+        "name": "moodle_ha", "quorum": 2, "primary": [REDIS_IPS[0], 6379],
+        "settings": {"down-after-milliseconds": 3000, "failover-timeout": 10000,
+                     "parallel-syncs": 1}}]
+    # Without moodle:session:store redis there is no sessions server.
+    assert not any("sessions" in sid for sid in out)
     # Only a changed drop-in restarts a unit: settings change at run time.
     restarted = state_args(out["moodle_ha-redis-redis-server-restarted"])
     assert "onchanges" not in restarted and "watch" not in restarted
@@ -80,7 +84,7 @@ def test_every_redis_host_starts_from_the_first_as_primary(renderer, minion, pla
 
 def test_the_password_is_in_no_state_but_the_configuration_states(renderer):
     out = renderer.show_sls("moodle_ha.redis", minion_id="moodle1", pillar=_pillar())
-    configuring = {f"moodle_ha-redis-{unit}-{step}" for unit in ("server", "sentinel")
+    configuring = {f"moodle_ha-redis-{unit}-{step}" for unit in ("cache-server", "sentinel")
                    for step in ("configured", "settings-kept")}
     assert all(state_args(out[sid])["password"] == PASSWORD for sid in configuring)
     holders = {sid for sid, state in out.items() if "r3dis" in json.dumps(state_args(state))}
@@ -143,3 +147,75 @@ def test_without_the_redis_store_the_application_caches_stay_on_moodles_default(
     cache = state_args(out["moodle_ha-moodle-cache-configured"])
     assert set(cache["stores"]) == {"moodle_ha_local"}
     assert cache["modes"] == {"application": ["default_application"]}
+
+
+# --- Moodle's sessions in Redis: a second, never evicting server -----------------------------
+
+def _sessions_pillar():
+    pillar = _pillar()
+    pillar["moodle_ha"]["moodle"]["session"] = {"store": "redis"}
+    return pillar
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_sessions_get_a_second_never_evicting_server_under_the_same_sentinels(renderer,
+                                                                              platform):
+    out = renderer.show_sls("moodle_ha.redis", minion_id="moodle2", pillar=_sessions_pillar(),
+                            platform=platform)
+    cache = state_args(out["moodle_ha-redis-cache-server-configured"])
+    sessions = state_args(out["moodle_ha-redis-sessions-server-configured"])
+    assert sessions["name"] == "/etc/redis/moodle_ha-redis-sessions.conf"
+    assert (sessions["port"], sessions["master_name"]) == (6380, "moodle_ha_sessions")
+    assert sessions["primary"] == [REDIS_IPS[0], 6380]
+    assert sessions["settings"]["maxmemory-policy"] == "noeviction"
+    assert cache["settings"]["maxmemory-policy"] == "allkeys-lru"
+    # Two servers in one directory: each its own file for a replica's full sync.
+    assert sessions["paths"]["dir"] == cache["paths"]["dir"]
+    assert sessions["paths"]["dbfilename"] != cache["paths"]["dbfilename"]
+    assert sessions["paths"]["pidfile"] == "/run/redis-sessions/redis-server.pid"
+    sentinel = state_args(out["moodle_ha-redis-sentinel-configured"])
+    assert [(m["name"], m["primary"]) for m in sentinel["masters"]] == [
+        ("moodle_ha", [REDIS_IPS[0], 6379]), ("moodle_ha_sessions", [REDIS_IPS[0], 6380])]
+    dropin = "moodle_ha-redis-redis-server@sessions-dropin-file-managed"
+    assert state_args(out[dropin])["context"]["config_file"] == sessions["name"]
+    follow = state_args(out["moodle_ha-redis-sessions-follow-script-file-managed"])
+    assert follow["context"]["master_name"] == "moodle_ha_sessions"
+    assert follow["context"]["port"] == 6380
+    for step in ("restarted", "service-running"):
+        assert f"moodle_ha-redis-redis-server@sessions-{step}" in out
+    assert "moodle_ha-redis-sessions-server-settings-kept" in out
+
+
+def test_haproxy_offers_the_sessions_endpoint_beside_the_cache(renderer, tmp_path):
+    text = renderer.template("lb", "haproxy.cfg.jinja", tmp_path, minion_id="lb1",
+                             pillar=_sessions_pillar())
+    section = config_section(text, "listen redis-sessions")
+    assert "bind 172.30.77.100:6380" in section
+    assert "tcp-check expect rstring role:master[[:space:]]+connected_slaves:[1-9]" in section
+    assert [line for line in section if line.startswith("server ")] == [
+        f"server moodle{n} {ip}:6380 check" for n, ip in enumerate(REDIS_IPS, 1)]
+    assert "bind 172.30.77.100:6379" in config_section(text, "listen redis")
+
+
+def test_moodle_keeps_its_sessions_on_the_sessions_endpoint(renderer, tmp_path):
+    text = renderer.template("moodle", "config.php.jinja", tmp_path, minion_id="moodle2",
+                             pillar=_sessions_pillar())
+    # Moodle's class name as PHP literals write it (each backslash escaped).
+    assert "$CFG->session_handler_class = '\\\\core\\\\session\\\\redis';" in text
+    assert "$CFG->session_redis_host = '172.30.77.100';" in text
+    assert "$CFG->session_redis_port = 6380;" in text
+    # The password as a PHP single-quoted literal: only \\ and ' escaped.
+    assert "$CFG->session_redis_auth = 'r3dis#pass\\\\é$x%{}';" in text
+    assert "$CFG->session_redis_prefix = 'mdlsess_';" in text
+    assert "session_database_acquire_lock_timeout" not in text
+    plain = renderer.template("moodle", "config.php.jinja", tmp_path, minion_id="moodle2",
+                              pillar=_pillar())
+    assert "$CFG->session_handler_class = '\\\\core\\\\session\\\\database';" in plain
+    assert "session_redis" not in plain
+
+
+def test_web_nodes_get_phps_redis_extension_with_redis_sessions(renderer):
+    pillar = _sessions_pillar()
+    pillar["moodle_ha"]["moodle"]["cache"]["application_store"] = "file"
+    out = renderer.show_sls("moodle_ha.web", minion_id="moodle2", pillar=pillar)
+    assert "php8.4-redis" in state_args(out["moodle_ha-web-package-installed"])["pkgs"]

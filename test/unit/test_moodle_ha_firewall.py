@@ -443,3 +443,18 @@ def test_lb_offers_the_redis_endpoint_to_the_web_nodes_on_the_vip_and_its_own_ip
     assert _addresses(endpoint["sources"]) == set(APP.values())
     assert endpoint["destinations"] == [VIP, LB[minion]]
     assert ("tcp", "26379") not in ports
+
+
+REDIS_SESSIONS = {**REDIS, "moodle:session:store": "redis"}
+
+
+@pytest.mark.parametrize("minion", sorted(APP) + sorted(LB))
+def test_redis_sessions_server_and_endpoint_are_admitted_like_the_caches(minion):
+    # The sessions server (6380) beside the cache's, from the same sources; its endpoint on
+    # the load balancers beside the cache's, from the web nodes.
+    ports = _by_port(_rules(minion, REDIS_SESSIONS))
+    cache = _by_port(_rules(minion, REDIS))
+    assert ("tcp", "6380") not in cache
+    sources = [_addresses(rule["sources"]) for rule in (ports["tcp", "6379"],
+                                                         ports["tcp", "6380"])]
+    assert sources[0] == sources[1] == _addresses(cache["tcp", "6379"]["sources"])

@@ -766,8 +766,10 @@ def test_server_config_primary_has_no_replicaof_and_bad_memory_fails():
 
 
 def lab_sentinel_config(password=SENTINEL_PASSWORD, master_name="mhrec"):
-    return redis.sentinel_config(["127.0.0.1"], 26390, master_name, ["127.0.0.1", 16379], 1,
-                                 password, SENTINEL_SETTINGS, paths=lab_paths("sentinel"))
+    return redis.sentinel_config(
+        ["127.0.0.1"], 26390, [{"name": master_name, "addr": ["127.0.0.1", 16379], "quorum": 1,
+                                "settings": SENTINEL_SETTINGS}],
+        password, paths=lab_paths("sentinel"))
 
 
 def test_sentinel_config_is_the_text_the_lab_sentinel_accepted():

@@ -183,7 +183,7 @@ class FakeRedis(FakeServer):
 class FakeSentinel(FakeServer):
     """A Sentinel monitoring ``mhrec`` (SENTINEL MASTER as recorded, at ``master`` when given,
     ``monitoring=False``: no master at all) that answers get-master-addr-by-name, MASTER and
-    SET for it."""
+    SET for it, and MONITOR (a new master, as Sentinel keeps it)."""
 
     def __init__(self, master=None, monitoring=True, **changed):
         self.masters = {}
@@ -198,6 +198,13 @@ class FakeSentinel(FakeServer):
         if args[0].upper() != "SENTINEL" or len(args) < 3:
             return error(f"ERR unknown command '{args[0]}'")
         sub, master = args[1].lower(), self.masters.get(args[2])
+        if sub == "monitor":
+            if master is not None:
+                return error("ERR Duplicate master name.")
+            name, ip, port, quorum = args[2:6]
+            self.masters[name] = dict(redis.pairs(parsed("sentinel-master")), name=name,
+                                      ip=ip, port=port, quorum=quorum)
+            return ok()
         if sub == "get-master-addr-by-name":
             return array([master["ip"], master["port"]] if master else None)
         if master is None:
@@ -288,12 +295,17 @@ def server_run(state, name, port, sentinels, bind=("127.0.0.1",), password=PASSW
         paths=lab_paths(paths) if isinstance(paths, str) else paths, **kwargs)
 
 
+def master(name="mhrec", quorum=1, settings=None, primary=("127.0.0.1", 16379)):
+    return {"name": name, "quorum": quorum, "primary": list(primary),
+            "settings": dict(SENTINEL_SETTINGS) if settings is None else settings}
+
+
 def sentinel_run(state, name, port, sentinels, quorum=1, password=SENTINEL_PASSWORD,
-                 settings=None, primary=("127.0.0.1", 16379), **kwargs):
+                 settings=None, primary=("127.0.0.1", 16379), masters=None, **kwargs):
     return state.sentinel_configured(
-        str(name), ["127.0.0.1"], port, "mhrec", quorum, password,
-        dict(SENTINEL_SETTINGS) if settings is None else settings,
-        [list(s) for s in sentinels], list(primary), paths=lab_paths("sentinel"), **kwargs)
+        str(name), ["127.0.0.1"], port, password,
+        masters or [master("mhrec", quorum, settings, primary)],
+        [list(s) for s in sentinels], paths=lab_paths("sentinel"), **kwargs)
 
 
 def assert_no_password(ret, *passwords):
@@ -568,7 +580,7 @@ def test_sentinel_missing_file_monitors_the_primary(state, servers, refused, tmp
     other = servers(FakeSentinel).addr if answering else refused()
     ret = sentinel_run(state, path, 26390, [refused(), other])
     assert ret["result"] is True, ret["comment"]
-    assert ret["changes"] == {"created": str(path), "monitors": "127.0.0.1:16379"}
+    assert ret["changes"] == {"created": str(path), "monitors": "mhrec at 127.0.0.1:16379"}
     assert ("(the sentinels)" if answering else "no sentinel answered") in ret["comment"]
     # The file the lab's sentinel started from, byte for byte.
     assert_written(state, path, recorded("sentinel-config", "conf").decode("utf-8"))
@@ -580,7 +592,7 @@ def test_sentinel_missing_file_monitors_the_sentinels_primary(state, servers, tm
     sentinels = [servers(FakeSentinel, master=m).addr
                  for m in (["10.0.0.11", 6379], ["10.0.0.12", 6379], ["10.0.0.12", 6379])]
     ret = sentinel_run(state, path, 26379, sentinels, quorum=2, primary=["10.0.0.11", 6379])
-    assert ret["changes"] == {"created": str(path), "monitors": "10.0.0.12:6379"}
+    assert ret["changes"] == {"created": str(path), "monitors": "mhrec at 10.0.0.12:6379"}
     assert "\nsentinel monitor mhrec 10.0.0.12 6379 2\n" in path.read_text(encoding="utf-8")
 
 
@@ -589,7 +601,7 @@ def test_sentinel_missing_file_test_mode_writes_nothing(state, refused, tmp_path
     path = tmp_path / "sentinel.conf"
     ret = sentinel_run(state, path, 26390, [refused()])
     assert ret["result"] is None
-    assert ret["changes"] == {"created": str(path), "monitors": "127.0.0.1:16379"}
+    assert ret["changes"] == {"created": str(path), "monitors": "mhrec at 127.0.0.1:16379"}
     assert list(tmp_path.iterdir()) == []
     assert state.__salt__["file.chown"].calls == []
 
@@ -634,9 +646,9 @@ def test_sentinel_present_file_differing_settings_one_sentinel_set(state, server
     settings = dict(SENTINEL_SETTINGS, **{"failover-timeout": 180000})
     ret = sentinel_run(state, path, sentinel.port, [], quorum=2, settings=settings)
     assert ret["result"] is True, ret["comment"]
-    assert ret["changes"] == {"failover-timeout": {"old": "60000", "new": "180000"},
-                              "quorum": {"old": "1", "new": "2"}}
-    assert "failover-timeout, quorum set with SENTINEL SET" in ret["comment"]
+    assert ret["changes"] == {"mhrec": {"failover-timeout": {"old": "60000", "new": "180000"},
+                                        "quorum": {"old": "1", "new": "2"}}}
+    assert "mhrec: failover-timeout, quorum set with SENTINEL SET" in ret["comment"]
     assert sentinel.received == [
         ["SENTINEL", "MASTER", "mhrec"],
         ["SENTINEL", "SET", "mhrec", "failover-timeout", "180000", "quorum", "2"]]
@@ -651,20 +663,69 @@ def test_sentinel_present_file_differing_test_mode_sets_nothing(state, servers, 
     ret = sentinel_run(state, path, sentinel.port, [],
                        settings=dict(SENTINEL_SETTINGS, **{"parallel-syncs": 2}))
     assert ret["result"] is None
-    assert ret["changes"] == {"parallel-syncs": {"old": "1", "new": "2"}}
+    assert ret["changes"] == {"mhrec": {"parallel-syncs": {"old": "1", "new": "2"}}}
+    assert ret["comment"] == "would change: mhrec (parallel-syncs)"
     assert sentinel.received == [["SENTINEL", "MASTER", "mhrec"]]
 
 
-def test_sentinel_present_file_not_monitoring_names_the_file(state, servers, tmp_path):
+@pytest.mark.parametrize("others", ["answering", "silent"])
+def test_sentinel_present_file_new_master_is_monitored(state, servers, refused, tmp_path,
+                                                       others):
+    # A master enabled on a running cluster (the sessions server): MONITOR at the address
+    # the other sentinels name (the first redis host's when none answers), then auth-pass
+    # and the settings in one SET; the second run changes nothing.
     path = present(tmp_path, "sentinel.conf")
     sentinel = servers(FakeSentinel, monitoring=False)
-    ret = sentinel_run(state, path, sentinel.port, [])
-    assert ret["result"] is False
-    assert ret["changes"] == {}
-    assert "No such master with that name" in ret["comment"]
-    assert f"remove {path} to have it written again" in ret["comment"]
+    other = (servers(FakeSentinel, master=["10.0.0.13", 6380]).addr if others == "answering"
+             else refused())
+    where = "10.0.0.13:6380" if others == "answering" else "127.0.0.1:16379"
+    ret = sentinel_run(state, path, sentinel.port, [sentinel.addr, other])
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"] == {"mhrec": {"monitors": where}}
+    assert ret["comment"].startswith(f"mhrec monitored at {where}")
+    ip, port = where.split(":")
+    settings = [p for k, v in sorted(SENTINEL_SETTINGS.items()) for p in (k, str(v))]
+    assert sentinel.received == [
+        ["SENTINEL", "MASTER", "mhrec"],
+        ["SENTINEL", "MONITOR", "mhrec", ip, port, "1"],
+        ["SENTINEL", "SET", "mhrec", "auth-pass", SENTINEL_PASSWORD, *settings]]
+    assert_no_password(ret, SENTINEL_PASSWORD)
+    del sentinel.masters["mhrec"]["auth-pass"]
+    ret = sentinel_run(state, path, sentinel.port, [sentinel.addr, other])
+    assert (ret["result"], ret["changes"]) == (True, {}), ret["comment"]
+
+
+def test_sentinel_present_file_new_master_test_mode_monitors_nothing(state, servers, refused,
+                                                                     tmp_path):
+    state.__opts__["test"] = True
+    path = present(tmp_path, "sentinel.conf")
+    sentinel = servers(FakeSentinel, monitoring=False)
+    ret = sentinel_run(state, path, sentinel.port, [refused()])
+    assert ret["result"] is None
+    assert ret["changes"] == {"mhrec": {"monitors": "127.0.0.1:16379"}}
     assert sentinel.received == [["SENTINEL", "MASTER", "mhrec"]]
     assert sentinel.sent == recorded("sentinel-master-unknown")
+
+
+def test_sentinel_two_masters_one_file_then_each_kept(state, servers, refused, tmp_path):
+    # The cache's and the sessions' servers under one Sentinel: one file monitoring both,
+    # each master with its own address; at run time each is checked on its own.
+    path = tmp_path / "sentinel.conf"
+    masters = [master("mhrec"), master("mhsess", 2, primary=("127.0.0.1", 16380))]
+    ret = sentinel_run(state, path, 26390, [refused()], masters=masters)
+    assert ret["result"] is True, ret["comment"]
+    assert ret["changes"]["monitors"] == "mhrec at 127.0.0.1:16379, mhsess at 127.0.0.1:16380"
+    text = path.read_text(encoding="utf-8")
+    assert "\nsentinel monitor mhrec 127.0.0.1 16379 1\n" in text
+    assert "\nsentinel monitor mhsess 127.0.0.1 16380 2\n" in text
+    assert text.count("sentinel auth-pass ") == 2
+    sentinel = servers(FakeSentinel)
+    ret = sentinel_run(state, path, sentinel.port, [refused()], masters=masters)
+    assert ret["result"] is True, ret["comment"]
+    assert list(ret["changes"]) == ["mhsess"]
+    assert [c[:3] for c in sentinel.received] == [
+        ["SENTINEL", "MASTER", "mhrec"], ["SENTINEL", "MASTER", "mhsess"],
+        ["SENTINEL", "MONITOR", "mhsess"], ["SENTINEL", "SET", "mhsess"]]
 
 
 def test_sentinel_present_file_not_listening_yet(state, refused, tmp_path):

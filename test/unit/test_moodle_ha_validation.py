@@ -573,3 +573,38 @@ def test_redis_endpoint_on_the_ssh_port_is_refused():
     text = _error({**REDIS_ON, "moodle_ha:redis:endpoint_port": 22})
     assert ("moodle_ha:firewall:ssh_port: port 22 is also moodle_ha:redis:endpoint_port"
             in text), text
+
+
+# --- Moodle's sessions in Redis ------------------------------------------------------------
+
+SESSIONS_ON = {**REDIS_ON, "moodle_ha:moodle:session:store": "redis"}
+
+
+def test_redis_sessions_on_the_redis_hosts_are_accepted():
+    _accepted(SESSIONS_ON)
+
+
+def test_redis_sessions_need_redis_hosts():
+    text = _error({"moodle_ha:moodle:session:store": "redis"})
+    assert "moodle_ha:moodle:session:store: redis needs hosts with role redis" in text, text
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("moodle_ha:moodle:session:store", "memcached", "is not one of database, redis"),
+    ("moodle_ha:moodle:session:redis_prefix", "sess ion", "is not 1 to 32 letters"),
+    ("moodle_ha:moodle:session:lock_timeout", 0, "is not a positive number of seconds"),
+    ("moodle_ha:redis:sessions:maxmemory", "lots", "is not a Redis memory size"),
+    ("moodle_ha:redis:sessions:master_name", "moodle ha", "is not a plain name"),
+    ("moodle_ha:redis:sessions:master_name", "moodle_ha", "is the cache server's"),
+    ("moodle_ha:redis:sessions:port", 6379, "is also redis:port"),
+    ("moodle_ha:redis:sessions:port", 26379, "is also redis:sentinel_port"),
+    ("moodle_ha:redis:sessions:endpoint_port", 6379, "is also redis:endpoint_port"),
+    ("moodle_ha:redis:sessions:endpoint_port", 3307, "is also lb:haproxy:writer_port"),
+])
+def test_bad_redis_session_settings_name_their_key(key, value, message):
+    text = _error({**SESSIONS_ON, key: value})
+    assert f"{key}: " in text and message in text, text
+
+
+def test_redis_session_settings_are_not_judged_while_sessions_stay_in_the_database():
+    _accepted({**REDIS_ON, "moodle_ha:redis:sessions:port": 6379})
