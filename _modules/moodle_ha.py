@@ -708,6 +708,40 @@ def redis_instances(data):
     return out
 
 
+def _web_errors(data, errors):
+    workers = _get(data, "web:apache:max_request_workers")
+    if workers is not None and not (_positive_int(workers) and workers <= 20000):
+        errors.append(f"moodle_ha:web:apache:max_request_workers: {workers!r} is not null (from"
+                      " the host's memory) or a number of workers from 1 to 20000")
+
+
+_PHP_SIZE_RE = re.compile(r"^([0-9]+)([KMG]?)$", re.IGNORECASE)
+
+
+def max_request_workers(setting, memory_limit, mem_total_mb):
+    """
+    Apache's MaxRequestWorkers for a web node: ``setting`` (web:apache:max_request_workers)
+    when it is a number; else half of ``mem_total_mb`` (the host's memory, grain
+    ``mem_total``) over PHP's ``memory_limit`` (``256M``, ``1G``; ``-1`` or unreadable counts
+    as 256M), from 4 to 150 (Apache's own default).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call moodle_ha.max_request_workers null 256M 4096
+    """
+    if setting is not None:
+        return int(setting)
+    match = _PHP_SIZE_RE.match(str(memory_limit).strip())
+    per = 256
+    if match:
+        number, unit = int(match.group(1)), match.group(2).upper()
+        per = {"": number / 1024 ** 2, "K": number / 1024, "M": number,
+               "G": number * 1024}[unit] or 256
+    return max(4, min(150, int(float(mem_total_mb or 0) / 2 // per)))
+
+
 # An NTP server of chrony.conf: a host name or an IP address (no spaces: no extra options).
 _NTP_SERVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -1272,6 +1306,7 @@ def validate(data, minion_id=None, grain_roles=None, known=None):
         _layer_errors(data, errors)
         _garbd_errors(data, errors)
         _redis_errors(data, errors)
+        _web_errors(data, errors)
         _chrony_errors(data, errors)
         _metrics_errors(data, errors)
         _backup_errors(data, errors)

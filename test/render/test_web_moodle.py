@@ -247,3 +247,16 @@ def test_config_php_without_tls_keeps_plain_http(renderer, tmp_path):
     text = (tmp_path / "config.php").read_text()
     assert "$CFG->wwwroot   = 'http://172.30.77.100';" in text
     assert "sslproxy" not in text
+
+
+def test_vhost_bounds_apaches_workers_by_memory_or_the_pillar(renderer):
+    # Each prefork worker may reach PHP's memory_limit: the default is half the host's memory
+    # over it (the renderer's grains: mem_total), the pillar's number when set.
+    text = _template(renderer, "web/files/moodle.conf.jinja")
+    prefork = text[text.index("<IfModule mpm_prefork_module>"):]
+    (limit,) = re.findall(r"ServerLimit (\d+)", prefork)
+    (workers,) = re.findall(r"MaxRequestWorkers (\d+)", prefork)
+    assert limit == workers and 4 <= int(workers) <= 150
+    text = _template(renderer, "web/files/moodle.conf.jinja",
+                     patch={"moodle_ha:web:apache:max_request_workers": 24})
+    assert "    ServerLimit 24\n    MaxRequestWorkers 24\n" in text

@@ -608,3 +608,18 @@ def test_bad_redis_session_settings_name_their_key(key, value, message):
 
 def test_redis_session_settings_are_not_judged_while_sessions_stay_in_the_database():
     _accepted({**REDIS_ON, "moodle_ha:redis:sessions:port": 6379})
+
+
+@pytest.mark.parametrize("setting, limit, memory, want", [
+    (None, "256M", 4096, 8), (None, "256M", 24105, 47), (None, "1G", 2048, 4),
+    (None, "512M", 1_000_000, 150), (None, "-1", 4096, 8), (None, 268435456, 4096, 8),
+    (None, "128K", 4096, 150), (40, "256M", 1024, 40),
+])
+def test_max_request_workers_follows_memory_unless_set(setting, limit, memory, want):
+    assert VALIDATION.max_request_workers(setting, limit, memory) == want
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", 20001, True])
+def test_bad_max_request_workers_names_its_key(value):
+    text = _error({"moodle_ha:web:apache:max_request_workers": value})
+    assert "moodle_ha:web:apache:max_request_workers: " in text, text
