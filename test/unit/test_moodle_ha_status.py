@@ -473,3 +473,27 @@ def test_the_web_farms_unchecked_fallbacks_are_not_judged():
     report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
     line = next(c for c in report["checks"] if c["host"] == "lb1" and c.get("proxy") == "web-farm")
     assert line["ok"] is True and line["text"] == ":80 web-farm: 3/3 up", line
+
+
+def test_redis_sessions_endpoint_has_its_own_line_beside_the_caches():
+    # Recorded with moodle:session:store redis: HAProxy's redis-sessions listen section on
+    # 6380, its primary moodle1 (the sessions server on each host, not the cache's).
+    report = _judge("redis-sessions")
+    for lb in ("lb1", "lb2"):
+        lines = {c["proxy"]: c for c in report["checks"] if c["host"] == lb
+                 and c.get("proxy", "").startswith("redis")}
+        assert lines["redis"]["text"] == ":6379 redis: primary moodle1, 2 replica(s)"
+        assert lines["redis-sessions"]["ok"] is True
+        assert lines["redis-sessions"]["text"] == (
+            ":6380 redis-sessions: primary moodle1, 2 replica(s)")
+    answers = _answers("redis-sessions")
+    for row in answers["lb1"]["layers"]["lb"]["stat"]:
+        if row["pxname"] == "redis-sessions" and row["svname"] == "moodle1":
+            row["status"] = "DOWN"
+    times = [f["time"] for f in answers.values()]
+    report = runner.evaluate(answers, _expected(answers), min(times) - 0.5, max(times) + 0.5)
+    line = next(c for c in report["checks"] if c["host"] == "lb1"
+                and c.get("proxy") == "redis-sessions")
+    assert line["ok"] is False and line["text"] == ":6380 redis-sessions: no primary UP"
+    assert next(c for c in report["checks"] if c["host"] == "lb1"
+                and c.get("proxy") == "redis")["ok"] is True
