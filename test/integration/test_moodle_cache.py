@@ -56,3 +56,34 @@ def test_the_component_map_of_the_live_release_is_root_owned_on_local_disk(deplo
         config = host_exec(node, ["grep", "-F", f"{COMPONENT_DIR}/{release_id}.php",
                                   f"{dirroot}/config.php"])
         assert config.returncode == 0, f"{node}: config.php names another component map"
+
+
+def test_a_stale_lock_on_the_shared_volume_does_not_stop_the_cache_writer(deployed):
+    # Moodle's writer locks with the first lock instance of the configuration; the formula's
+    # is node-local, before Moodle's default (a file lock in the shared cachedir, where two
+    # nodes configured at once left a lock nobody held). A lock file left there changes
+    # nothing: every node still applies its cache configuration.
+    dataroot = testkit.pillar().get("moodle", {}).get("dataroot", "/var/moodledata")
+    webs = _webs()
+    for node in webs:
+        text = host_exec(node, ["cat", CONFIG]).stdout
+        assert "'moodle_ha_node'" in text, f"{node}: no node-local lock for the writer"
+        assert text.index("'moodle_ha_node'") < text.index("'cachelock_file_default'"), node
+    stale = f"{dataroot}/cache/filelocks/configwrite.lock"
+    made = host_exec(webs[0], ["runuser", "-u", "www-data", "--", "sh", "-c",
+                               f"mkdir -p {dataroot}/cache/filelocks && touch {stale}"])
+    assert made.returncode == 0, made.stderr
+    try:
+        # A mapping changed by hand on every node: the state must write it back.
+        for node in webs:
+            host_exec(node, ["sed", "-i", f"s/'store' => '{LOCAL_STORE}',/'store' =>"
+                                          " 'default_application',/", CONFIG])
+        out = testkit.salt_json(",".join(webs), "state.apply", "moodle_ha.moodle.cache", "-L",
+                                timeout=600)
+        for node in webs:
+            states = out.get(node)
+            assert isinstance(states, dict), f"{node}: {states}"
+            cache = next(s for k, s in states.items() if "moodle_ha-moodle-cache-configured" in k)
+            assert cache["result"] is True and cache["changes"].get("mappings"), (node, cache)
+    finally:
+        host_exec(webs[0], ["rm", "-f", stale])
