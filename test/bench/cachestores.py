@@ -12,8 +12,11 @@ Each round measures every store on every page through the VIP (test/bench/throug
 load and CPU split, --clients closed-loop clients, cron paused): before each measurement the
 web nodes' cache configuration is switched to the store (`moodle_ha.moodle.cache` with the
 store as pillar on the command line: the switch Salt makes), Moodle's caches are purged, and
-the warm-up fills them again. The lab is left on the store its pillar names. Sessions stay in
-the database: the formula has no Redis session handler (printed as n/a).
+the warm-up fills them again. Three configurations: application caches in the file store and
+sessions in the database (the formula's default), the caches in Redis and sessions in the
+database, both in Redis (moodle:session:store redis: config.php switched by
+`moodle_ha.moodle.config`; needs the sessions server, i.e. a lab whose pillar has it, else
+printed as n/a). The lab is left as its pillar says.
 """
 
 from __future__ import annotations
@@ -33,18 +36,24 @@ import throughput  # noqa: E402
 from mhalab import testkit  # noqa: E402
 from mhalab.paths import LAB_LOCK  # noqa: E402
 
-STORES = ("file", "redis")
+# (application caches, sessions) by the name printed.
+CONFIGS = {"file+db": ("file", "database"), "redis+db": ("redis", "database"),
+           "redis+redis": ("redis", "redis")}
 
 
-def switch(store: str, webs: list[str], primary: str) -> None:
-    """Every web node's cache configuration on `store`, then Moodle's caches purged."""
-    override = json.dumps({"moodle_ha": {"moodle": {"cache": {"application_store": store}}}})
-    out = testkit.salt_json(",".join(webs), "state.apply", "moodle_ha.moodle.cache",
+def switch(config: tuple[str, str], webs: list[str], primary: str) -> None:
+    """Every web node's config.php and cache configuration on `config` (application caches'
+    store, sessions' store), then Moodle's caches purged."""
+    store, sessions = config
+    override = json.dumps({"moodle_ha": {"moodle": {"cache": {"application_store": store},
+                                                    "session": {"store": sessions}}}})
+    out = testkit.salt_json(",".join(webs), "state.apply",
+                            "moodle_ha.moodle.config,moodle_ha.moodle.cache",
                             f"pillar={override}", "-L", timeout=600)
     for web in webs:
         states = out.get(web)
         if not isinstance(states, dict) or not all(s.get("result") for s in states.values()):
-            raise SystemExit(f"switching {web} to the {store} store failed: {states}")
+            raise SystemExit(f"switching {web} to {config} failed: {states}")
     dirroot = testkit.pillar().get("moodle", {}).get("dirroot", "/var/www/moodle")
     purged = testkit.host_exec(primary, ["runuser", "-u", "www-data", "--", "php",
                                          f"{dirroot}/admin/cli/purge_caches.php"], timeout=600)
@@ -74,8 +83,12 @@ def main() -> int:
         print("no host has role redis: deploy test/lab/topologies/redis.yaml", file=sys.stderr)
         return 2
     webs = sorted(h for h, i in topo["hosts"].items() if "web" in i["roles"])
-    configured = testkit.pillar().get("moodle", {}).get("cache", {}).get(
-        "application_store", "file")
+    moodle = testkit.pillar().get("moodle", {})
+    configured = (moodle.get("cache", {}).get("application_store", "file"),
+                  moodle.get("session", {}).get("store", "database"))
+    # Redis sessions need the sessions server, which only a pillar with them has.
+    configs = [c for c in CONFIGS if CONFIGS[c][1] == "database"
+               or moodle.get("session", {}).get("store") == "redis"]
     results: dict = {}
     with open(LAB_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -83,23 +96,23 @@ def main() -> int:
         try:
             with throughput.cron_paused(ctx["primary"]):
                 for rnd in range(1, args.rounds + 1):
-                    for store in STORES:
-                        switch(store, webs, ctx["primary"])
+                    for config in configs:
+                        switch(CONFIGS[config], webs, ctx["primary"])
                         for page in pages:
                             r = throughput.measure("cluster", page, ctx, args)
-                            results.setdefault(page, {}).setdefault(store, []).append(r)
-                            print(f"round {rnd}  {store:<6}"
+                            results.setdefault(page, {}).setdefault(config, []).append(r)
+                            print(f"round {rnd}  {config:<11}"
                                   f" {throughput.line('cluster', page, r)}", flush=True)
         finally:
-            throughput.log(f"back to the pillar's store ({configured})")
+            throughput.log(f"back to the pillar's configuration ({'+'.join(configured)})")
             switch(configured, webs, ctx["primary"])
-    print("\nmedian of the rounds (requests/s through the VIP at the clients' concurrency):")
+    print("\nmedian of the rounds (requests/s through the VIP at the clients' concurrency;"
+          " application caches+sessions):")
     for page in pages:
         cells = "  ".join(
-            f"{store} {statistics.median(r.get('rps', 0) for r in results[page][store]):.1f}"
-            for store in STORES)
-        print(f"  {page:<9} application caches: {cells}")
-    print("  sessions in Redis: n/a (the formula keeps Moodle's sessions in the database)")
+            f"{c} {statistics.median(r.get('rps', 0) for r in results[page][c]):.1f}"
+            if c in results[page] else f"{c} n/a" for c in CONFIGS)
+        print(f"  {page:<9} {cells}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
