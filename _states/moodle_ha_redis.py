@@ -78,20 +78,18 @@ def _primary(sentinels, master_name, primary):
     return [str(primary[0]), int(primary[1])], "the first redis host (no sentinel answered)"
 
 
-def _create(ret, name, user, sentinels, master_name, primary, build, source=None):
-    """Write the missing file ``name`` for the primary the sentinels name (else ``primary``):
-    ``build(master)`` gives its text, the changes and what the comment says of it; a
-    ValueError from it (a value the file cannot carry) fails the state naming the file.
-    With ``source`` the caller found the primaries itself (``master`` is then None)."""
-    master = None
-    if source is None:
-        try:
-            master, source = _primary(sentinels, master_name, primary)
-        except CommandExecutionError as exc:
-            ret["comment"] = str(exc)
-            return ret
+def _create(ret, name, user, locate, build):
+    """Write the missing file ``name``: ``locate()`` gives (where the primary is, from whom)
+    or raises CommandExecutionError (the state fails with it); ``build(where)`` gives the
+    file's text, the changes and what the comment says of it; a ValueError from it (a value
+    the file cannot carry) fails the state naming the file."""
     try:
-        text, changes, what = build(master)
+        where, source = locate()
+    except CommandExecutionError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    try:
+        text, changes, what = build(where)
     except ValueError as exc:
         ret["comment"] = f"{name} cannot be written: {exc}"
         return ret
@@ -102,20 +100,15 @@ def _create(ret, name, user, sentinels, master_name, primary, build, source=None
     return _write_new(ret, text, user, f"{name} written{what} ({source})")
 
 
-def _create_sentinel(ret, name, user, sentinels, masters, build):
-    """:py:func:`_create` for sentinel.conf: ``build`` gets ``[(master name, [ip, port])]``,
-    each primary as the sentinels name it (else the master's ``primary``)."""
+def _primaries(sentinels, masters):
+    """(``[(master name, [ip, port])]``, from whom) of every master in ``masters``: each
+    primary as the sentinels name it, else the master's ``primary``."""
     found, sources = [], set()
     for master in masters:
-        try:
-            addr, source = _primary(sentinels, master["name"], master["primary"])
-        except CommandExecutionError as exc:
-            ret["comment"] = str(exc)
-            return ret
+        addr, source = _primary(sentinels, master["name"], master["primary"])
         found.append((master["name"], addr))
         sources.add(source)
-    return _create(ret, name, user, None, None, None, lambda _: build(found),
-                   source="; ".join(sorted(sources)))
+    return found, "; ".join(sorted(sources))
 
 
 def _shown(setting, value):
@@ -158,7 +151,8 @@ def server_configured(name, bind, port, password, settings, master_name, sentine
                                                              replicaof=replicaof, paths=paths)
             return text, {"created": name, "role": role}, f": {role}"
 
-        return _create(ret, name, user, sentinels, master_name, primary, build)
+        return _create(ret, name, user, lambda: _primary(sentinels, master_name, primary),
+                       build)
     if not runtime:
         ret.update(result=True, comment=f"{name} exists (owned by the server from now on)")
         return ret
@@ -292,7 +286,7 @@ def sentinel_configured(name, bind, port, password, masters, sentinels, user="re
             where = ", ".join(f"{n} at {a[0]}:{a[1]}" for n, a in found)
             return text, {"created": name, "monitors": where}, f", monitoring {where}"
 
-        return _create_sentinel(ret, name, user, sentinels, masters, build)
+        return _create(ret, name, user, lambda: _primaries(sentinels, masters), build)
     if not runtime:
         ret.update(result=True, comment=f"{name} exists (owned by Sentinel from now on)")
         return ret
