@@ -571,24 +571,41 @@ def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _store_choice(data, key, choices, hosts, errors):
+    """``key``'s value, one of ``choices``; redis needs redis ``hosts``."""
+    value = _get(data, key)
+    if value not in choices:
+        errors.append(f"moodle_ha:{key}: {value!r} is not one of {', '.join(choices)}")
+    elif value == "redis" and not hosts:
+        errors.append(f"moodle_ha:{key}: redis needs hosts with role redis in"
+                      " moodle_ha:topology:hosts")
+    return value
+
+
+def _redis_memory_errors(data, key, why, errors):
+    memory = _get(data, key)
+    if not (isinstance(memory, (str, int)) and not isinstance(memory, bool)
+            and _REDIS_MEMORY_RE.match(str(memory))):
+        errors.append(f"moodle_ha:{key}: {memory!r} is not a Redis memory size"
+                      f" (e.g. 256mb, 1gb{why})")
+
+
+def _redis_name_errors(data, key, errors):
+    """True when ``key`` is no plain name (and the error is reported)."""
+    name = _get(data, key)
+    if isinstance(name, str) and _REDIS_NAME_RE.match(name):
+        return False
+    errors.append(f"moodle_ha:{key}: {name!r} is not a plain name (letters, digits, . _ -)")
+    return True
+
+
 def _redis_errors(data, errors):
     """The redis layer's settings, and the need of it of moodle:cache:application_store and
     moodle:session:store."""
     hosts = _role_hosts(data).get("redis") or []
-    store = _get(data, "moodle:cache:application_store")
-    if store not in APPLICATION_STORES:
-        errors.append(f"moodle_ha:moodle:cache:application_store: {store!r} is not one of"
-                      f" {', '.join(APPLICATION_STORES)}")
-    elif store == "redis" and not hosts:
-        errors.append("moodle_ha:moodle:cache:application_store: redis needs hosts with role"
-                      " redis in moodle_ha:topology:hosts")
-    sessions = _get(data, "moodle:session:store")
-    if sessions not in SESSION_STORES:
-        errors.append(f"moodle_ha:moodle:session:store: {sessions!r} is not one of"
-                      f" {', '.join(SESSION_STORES)}")
-    elif sessions == "redis" and not hosts:
-        errors.append("moodle_ha:moodle:session:store: redis needs hosts with role redis in"
-                      " moodle_ha:topology:hosts")
+    store = _store_choice(data, "moodle:cache:application_store", APPLICATION_STORES, hosts,
+                          errors)
+    sessions = _store_choice(data, "moodle:session:store", SESSION_STORES, hosts, errors)
     for name in ("lock_timeout", "lock_expire"):
         value = _get(data, f"moodle:session:{name}")
         if not _positive_int(value):
@@ -630,35 +647,22 @@ def _redis_errors(data, errors):
         value = _get(data, f"redis:{name}")
         if not _positive_int(value):
             errors.append(f"moodle_ha:redis:{name}: {value!r} is not a positive integer")
-    memory = _get(data, "redis:maxmemory")
-    if not (isinstance(memory, (str, int)) and not isinstance(memory, bool)
-            and _REDIS_MEMORY_RE.match(str(memory))):
-        errors.append(f"moodle_ha:redis:maxmemory: {memory!r} is not a Redis memory size"
-                      " (e.g. 256mb, 1gb; a cache needs a limit)")
+    _redis_memory_errors(data, "redis:maxmemory", "; a cache needs a limit", errors)
     policy = _get(data, "redis:maxmemory_policy")
     if policy not in REDIS_POLICIES:
         errors.append(f"moodle_ha:redis:maxmemory_policy: {policy!r} is not one of"
                       f" {', '.join(REDIS_POLICIES)}")
-    name = _get(data, "redis:master_name")
-    if not (isinstance(name, str) and _REDIS_NAME_RE.match(name)):
-        errors.append(f"moodle_ha:redis:master_name: {name!r} is not a plain name (letters,"
-                      " digits, . _ -)")
+    _redis_name_errors(data, "redis:master_name", errors)
     if sessions == "redis":
         _redis_sessions_errors(data, errors)
 
 
 def _redis_sessions_errors(data, errors):
     """redis:sessions, the second server (moodle:session:store redis)."""
-    memory = _get(data, "redis:sessions:maxmemory")
-    if not (isinstance(memory, (str, int)) and not isinstance(memory, bool)
-            and _REDIS_MEMORY_RE.match(str(memory))):
-        errors.append(f"moodle_ha:redis:sessions:maxmemory: {memory!r} is not a Redis memory"
-                      " size (e.g. 256mb, 1gb)")
+    _redis_memory_errors(data, "redis:sessions:maxmemory", "", errors)
     name = _get(data, "redis:sessions:master_name")
-    if not (isinstance(name, str) and _REDIS_NAME_RE.match(name)):
-        errors.append(f"moodle_ha:redis:sessions:master_name: {name!r} is not a plain name"
-                      " (letters, digits, . _ -)")
-    elif name == _get(data, "redis:master_name"):
+    if not _redis_name_errors(data, "redis:sessions:master_name", errors) \
+            and name == _get(data, "redis:master_name"):
         errors.append(f"moodle_ha:redis:sessions:master_name: {name!r} is the cache server's"
                       " (redis:master_name): the Sentinels tell the two apart by name")
     # One host runs both servers and Sentinel; a load balancer both endpoints.
@@ -690,21 +694,19 @@ def redis_instances(data):
         return []
     r = _get(data, "redis") or {}
     services = _get(data, "services") or {}
-    out = [{"name": "cache", "unit": services.get("redis"), "port": r.get("port"),
-            "endpoint_port": r.get("endpoint_port"), "master_name": r.get("master_name"),
-            "maxmemory": r.get("maxmemory"), "maxmemory_policy": r.get("maxmemory_policy"),
-            "config_file": r.get("config_file"), "pidfile": r.get("pidfile"),
-            "dbfilename": "dump.rdb", "follow_script": r.get("follow_script"),
-            "proxy": "redis"}]
+
+    def server(name, spec, unit, policy, dbfilename, proxy):
+        keys = ("port", "endpoint_port", "master_name", "maxmemory", "config_file", "pidfile",
+                "follow_script")
+        return {"name": name, "unit": services.get(unit), "maxmemory_policy": policy,
+                "dbfilename": dbfilename, "proxy": proxy, **{k: spec.get(k) for k in keys}}
+
+    out = [server("cache", r, "redis", r.get("maxmemory_policy"), "dump.rdb", "redis")]
     if _get(data, "moodle:session:store") == "redis":
         s = r.get("sessions") or {}
-        out.append({"name": "sessions", "unit": services.get("redis_sessions"),
-                    "port": s.get("port"), "endpoint_port": s.get("endpoint_port"),
-                    "master_name": s.get("master_name"), "maxmemory": s.get("maxmemory"),
-                    # Sessions are never evicted (a cache that evicts logs users out).
-                    "maxmemory_policy": "noeviction", "config_file": s.get("config_file"),
-                    "pidfile": s.get("pidfile"), "dbfilename": s.get("dbfilename"),
-                    "follow_script": s.get("follow_script"), "proxy": "redis-sessions"})
+        # Sessions are never evicted (a cache that evicts logs users out).
+        out.append(server("sessions", s, "redis_sessions", "noeviction", s.get("dbfilename"),
+                          "redis-sessions"))
     return out
 
 
