@@ -214,6 +214,36 @@ def backend_status(lb: str, proxy: str) -> dict:
             if row.get("pxname") == proxy and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
+# Reads HAProxy's stats socket inside a load balancer: "server status" per line of one proxy.
+_HAPROXY_STAT = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect("/run/haproxy/admin.sock")
+s.sendall(b"show stat\\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+for line in data.decode().splitlines():
+    f = line.split(",")
+    if len(f) > 17 and f[0] == sys.argv[1] and f[1] not in ("FRONTEND", "BACKEND"):
+        print(f[1], f[17].split()[0])
+"""
+
+
+def haproxy_servers(lb: str, proxy: str) -> dict:
+    """{server: status} of one HAProxy proxy on load balancer `lb`, read from its stats socket
+    inside the host (no salt call: a fraction of a second, for polling during a failover).
+    {} when the socket does not answer."""
+    proc = host_exec(lb, ["python3", "-c", _HAPROXY_STAT, proxy], timeout=15)
+    if proc.returncode != 0:
+        return {}
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+
+
 def add_and_orchestrate(hosts: list[str], pillar_file, lbs: list[str], web_host: str):
     """Boot `hosts` into the running lab with `pillar_file` (lab.py add), run moodle_ha.orch
     once, then wait up to 60 s until `web_host` is UP in every LB's web farm. Returns
