@@ -56,3 +56,15 @@ moodle_ha-moodle-cache-configured:
 {%- if is_primary %}
       - moodle: moodle_ha-moodle-install-installed
 {%- endif %}
+
+{#- The load balancers' health page answers 503, without booting Moodle, until this file
+    exists: a node takes requests only once Salt has written its cache configuration. #}
+moodle_ha-moodle-cache-ready-file-managed:
+  file.managed:
+    - name: {{ c.config_dir }}/moodle_ha-ready
+    - contents: Moodle's cache configuration on this node is written by Salt (moodle_ha.moodle.cache).
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - moodle: moodle_ha-moodle-cache-configured

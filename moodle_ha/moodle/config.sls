@@ -90,6 +90,7 @@ moodle_ha-moodle-health-page-managed:
     - mode: '0644'
     - context:
         config_path: ../config.php
+        ready_file: {{ (m.cache.config_dir ~ "/moodle_ha-ready") | json }}
     - onlyif: test -d {{ code_dir }}/public
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
@@ -104,6 +105,7 @@ moodle_ha-moodle-health-page-legacy-managed:
     - mode: '0644'
     - context:
         config_path: config.php
+        ready_file: {{ (m.cache.config_dir ~ "/moodle_ha-ready") | json }}
     - unless: test -d {{ code_dir }}/public
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed

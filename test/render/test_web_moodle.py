@@ -29,6 +29,7 @@ MOODLE_IDS = {
     "moodle_ha-gluster-client-dataroot-mounted",
     "moodle_ha-moodle-cron-service-file-managed",
     "moodle_ha-moodle-cron-timer-file-managed",
+    "moodle_ha-moodle-cache-ready-file-managed",
 }
 
 
@@ -260,3 +261,41 @@ def test_vhost_bounds_apaches_workers_by_memory_or_the_pillar(renderer):
     text = _template(renderer, "web/files/moodle.conf.jinja",
                      patch={"moodle_ha:web:apache:max_request_workers": 24})
     assert "    ServerLimit 24\n    MaxRequestWorkers 24\n" in text
+
+
+# --- The load balancers' health page -------------------------------------------------------
+
+# config.php as the health page includes it: it counts its boots in a file, and its $DB
+# answers the version read.
+_STAND_IN_CONFIG = """<?php
+file_put_contents(__DIR__ . '/booted', 'x', FILE_APPEND);
+const MUST_EXIST = 2;
+$DB = new class {
+    public function get_field($table, $field, $where, $strictness) { return '2025100600.02'; }
+};
+"""
+
+
+@pytest.mark.skipif(not shutil.which("php"), reason="php CLI not installed")
+def test_health_page_boots_no_moodle_until_the_node_has_its_cache_configuration(renderer,
+                                                                                 tmp_path):
+    ready = tmp_path / "muc" / "moodle_ha-ready"
+    code, page = renderer.call(
+        "cp.get_template", "salt://moodle_ha/moodle/files/moodle_ha_health.php.jinja",
+        str(tmp_path / "health.php"), "tpldir=moodle_ha/moodle", "config_path=config.php",
+        f"ready_file={ready}")
+    assert code == 0 and (tmp_path / "health.php").exists(), page
+    (tmp_path / "config.php").write_text(_STAND_IN_CONFIG)
+
+    def get():
+        return subprocess.run(["php", str(tmp_path / "health.php")], capture_output=True,
+                              text=True, timeout=30).stdout
+
+    # Before Salt has written the node's cache configuration: FAIL (503), and Moodle never
+    # booted, so no request writes Moodle's default configuration under the shared lock.
+    assert get() == "FAIL\n"
+    assert not (tmp_path / "booted").exists()
+    ready.parent.mkdir()
+    ready.write_text("written by Salt")
+    assert get() == "OK\n"
+    assert (tmp_path / "booted").read_text() == "x"
