@@ -25,6 +25,7 @@ comments.
 import dataclasses
 import os
 import shutil
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -476,8 +477,24 @@ def releases_pruned(name, dirroot, keep=2, component_cache_dir=None):
     return ret
 
 
+# Moodle's writer holds its configuration lock for the milliseconds of one file write; a lock
+# file this old was left by a process that died holding it (Moodle's own file locks call 60 s
+# the shortest lifetime worth trusting).
+STALE_LOCK_SECONDS = 60
+
+
+def _stale_lock(path, now=None):
+    """Age in seconds of ``path`` when it is older than :data:`STALE_LOCK_SECONDS`, else None
+    (missing, fresh, or unreadable)."""
+    try:
+        age = (time.time() if now is None else now) - os.stat(path).st_mtime
+    except OSError:
+        return None
+    return age if age > STALE_LOCK_SECONDS else None
+
+
 def cache_configured(name, stores=None, local_store=None, definitions=None, modes=None,
-                     runas="www-data", php=None, lock_dir=None):
+                     runas="www-data", php=None, lock_dir=None, shared_lock=None):
     """
     Moodle's cache configuration on this node as given (see ``moodle.cache_config``): the
     store instances exist with this configuration, every cache definition is mapped as asked
@@ -485,7 +502,11 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, mode
     in ``modes`` have these stores as their default (the other modes keep Moodle's). Meant for
     a node-local configuration file (``$CFG->altcacheconfigpath``): each node runs it, and
     with ``lock_dir`` (a local directory) Moodle's writer locks that file there instead of in
-    the shared cachedir. Store passwords never appear in changes or comments.
+    the shared cachedir. ``shared_lock`` is the lock file Moodle's default configuration takes
+    there (``<cachedir>/filelocks/configwrite.lock``), which a node's first configuration
+    still uses: one older than a minute was left by a dead process, and every node's first
+    configuration would wait for it and fail; it is removed first (a change). Store passwords
+    never appear in changes or comments.
 
     .. code-block:: yaml
 
@@ -506,27 +527,42 @@ def cache_configured(name, stores=None, local_store=None, definitions=None, mode
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     secrets = [((store or {}).get("configuration") or {}).get("password")
                for store in (stores or {}).values()]
+    stale = {}
+    age = _stale_lock(shared_lock) if shared_lock else None
+    if age is not None:
+        stale = {"stale_lock": {"removed": shared_lock, "age_seconds": int(age)}}
+        if not __opts__["test"]:
+            try:
+                os.remove(shared_lock)
+            except FileNotFoundError:
+                stale = {}
+            except OSError as exc:
+                ret["comment"] = (f"Cannot remove the stale lock {shared_lock}"
+                                  f" ({int(age)} s old): {exc.strerror or exc}")
+                return ret
     try:
         changes = __salt__["moodle.cache_config"](
             name, stores=stores, local_store=local_store, definitions=definitions, modes=modes,
             test=__opts__["test"], runas=runas, php=php, lock_dir=lock_dir)
     except CommandExecutionError as exc:
+        ret["changes"] = stale
         ret["comment"] = str(exc)
         return _scrubbed(ret, secrets)
-    changes = {k: v for k, v in changes.items() if v}
+    changes = {k: v for k, v in {**stale, **changes}.items() if v}
     if not changes:
         ret["result"] = True
         ret["comment"] = "Moodle's cache stores and mappings are as configured"
         return ret
     ret["changes"] = changes
+    test = __opts__["test"]
     what = (f"{len(changes.get('stores', {}))} store(s),"
             f" {len(changes.get('mappings', {}))} definition mapping(s),"
             f" {len(changes.get('modes', {}))} mode mapping(s)"
-            + (", the writer's node-local lock" if changes.get("locks") else ""))
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{what} would be set"
-        return ret
-    ret["result"] = True
-    ret["comment"] = f"{what} set"
+            + (", the writer's node-local lock" if changes.get("locks") else "")
+            + (" would be set" if test else " set"))
+    if stale:
+        what += (f"; the stale lock {shared_lock} ({stale['stale_lock']['age_seconds']} s old)"
+                 + (" would be removed" if test else " removed"))
+    ret["result"] = None if test else True
+    ret["comment"] = what
     return ret

@@ -47,6 +47,10 @@ moodle_ha-moodle-cache-configured:
     # volume, where two nodes configured at once left a lock file nobody held, seen on real
     # Moodle 5.1: every later run waited for it until its timeout).
     - lock_dir: {{ (c.config_dir ~ "/locks") | json }}
+    # Moodle's default configuration, which a node's first run writes before the node-local
+    # lock exists, still locks here (<cachedir>/filelocks): a lock file older than a minute
+    # there was left by a dead process and is removed first.
+    - shared_lock: {{ (m.dataroot ~ "/cache/filelocks/configwrite.lock") | json }}
     - runas: {{ moodle_ha.web.user }}
     - php: {{ moodle_ha.web.php_bin }}
     - require:

@@ -7,8 +7,10 @@ so the tests can check what reached a command line, stdin and the logs.
 """
 
 import json
+import os
 import shutil
 import subprocess
+import time
 
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -1023,3 +1025,58 @@ def test_cache_config_node_local_lock_outlives_a_stale_shared_lock(mod, tmp_path
                             lock_dir=str(lock_dir)) == {"stores": {}, "mappings": {},
                                                         "modes": {}}
     assert (shared / "configwrite.lock").exists()
+
+
+# --- A configuration lock left behind on the shared volume ----------------------------------
+
+def _lock_file(tmp_path, age):
+    lock = tmp_path / "filelocks" / "configwrite.lock"
+    lock.parent.mkdir()
+    lock.touch()
+    then = time.time() - age
+    os.utime(lock, (then, then))
+    return lock
+
+
+def test_cache_configured_removes_a_shared_lock_older_than_a_minute_first(mod, tmp_path):
+    lock = _lock_file(tmp_path, 600)
+    removed_before_writer = []
+    state, seen = _cache_state(mod, {"stores": {}, "mappings": {}})
+    writer = state.__salt__["moodle.cache_config"]
+
+    def cache_config(name, **kwargs):
+        removed_before_writer.append(not lock.exists())
+        return writer(name, **kwargs)
+
+    state.__salt__ = {"moodle.cache_config": cache_config}
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES, shared_lock=str(lock))
+    assert not lock.exists() and removed_before_writer == [True]
+    assert ret["result"] is True
+    assert ret["changes"]["stale_lock"]["removed"] == str(lock)
+    assert 590 <= ret["changes"]["stale_lock"]["age_seconds"] <= 700
+    assert "stale lock" in ret["comment"] and ret["comment"].endswith(" removed")
+
+
+def test_cache_configured_leaves_a_fresh_shared_lock_alone(mod, tmp_path):
+    # Another node's writer may hold it right now (for milliseconds): never taken from it.
+    lock = _lock_file(tmp_path, 10)
+    state, _ = _cache_state(mod, {"stores": {}, "mappings": {}})
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES, shared_lock=str(lock))
+    assert lock.exists()
+    assert ret["result"] is True and ret["changes"] == {}
+
+
+def test_cache_configured_in_test_mode_only_says_it_would_remove_a_stale_lock(mod, tmp_path):
+    lock = _lock_file(tmp_path, 600)
+    state, seen = _cache_state(mod, {"stores": {}, "mappings": {}}, test=True)
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES, shared_lock=str(lock))
+    assert lock.exists() and seen[0]["test"] is True
+    assert ret["result"] is None and "stale_lock" in ret["changes"]
+    assert ret["comment"].endswith("would be removed")
+
+
+def test_cache_configured_without_a_shared_lock_file_changes_nothing(mod, tmp_path):
+    state, _ = _cache_state(mod, {"stores": {}, "mappings": {}})
+    ret = state.cache_configured(DIRROOT, stores=LOCAL_STORES,
+                                 shared_lock=str(tmp_path / "filelocks" / "configwrite.lock"))
+    assert ret["result"] is True and ret["changes"] == {}
