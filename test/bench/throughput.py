@@ -230,6 +230,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--prewarm", type=float, default=20,
+                        help="seconds of unmeasured load on each page and target before round"
+                             " 1 (a just-built reference answered 0.6x its warm rate; 0: none)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--pages", default="login,dashboard")
     parser.add_argument("--targets", default=",".join(TARGETS))
@@ -266,6 +269,14 @@ def main() -> int:
                 ctx["passwords"]["standalone"] = ctx["reference"]["password"]
             results: dict = {}
             with cron_paused(ctx["primary"]):
+                if args.prewarm > 0:
+                    warm = argparse.Namespace(**{**vars(args), "warmup": 0,
+                                                 "seconds": args.prewarm})
+                    for page in pages:
+                        for target in targets:
+                            r = run_load(target, page, ctx, warm)
+                            log(f"prewarm {page} {target}: {r.get('rps', 'error')} req/s"
+                                " (not counted)")
                 for rnd in range(1, args.rounds + 1):
                     for page in pages:
                         for target in targets:
