@@ -483,11 +483,11 @@ def releases_pruned(name, dirroot, keep=2, component_cache_dir=None):
 STALE_LOCK_SECONDS = 60
 
 
-def _stale_lock(path, now=None):
+def _stale_lock(path):
     """Age in seconds of ``path`` when it is older than :data:`STALE_LOCK_SECONDS`, else None
     (missing, fresh, or unreadable)."""
     try:
-        age = (time.time() if now is None else now) - os.stat(path).st_mtime
+        age = time.time() - os.stat(path).st_mtime
     except OSError:
         return None
     return age if age > STALE_LOCK_SECONDS else None

@@ -10,6 +10,8 @@
 {%- set m = moodle_ha.moodle %}
 {%- set web = moodle_ha.web %}
 {%- set health = moodle_ha.lb.haproxy.web_check_path.lstrip("/") %}
+{#- Written by moodle_ha.moodle.cache once the node's cache configuration is Salt's. #}
+{%- set ready_file = m.cache.config_dir ~ "/moodle_ha-ready" %}
 
 include:
   - {{ tplroot }}.web
@@ -90,7 +92,7 @@ moodle_ha-moodle-health-page-managed:
     - mode: '0644'
     - context:
         config_path: ../config.php
-        ready_file: {{ (m.cache.config_dir ~ "/moodle_ha-ready") | json }}
+        ready_file: {{ ready_file | json }}
     - onlyif: test -d {{ code_dir }}/public
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
@@ -105,7 +107,7 @@ moodle_ha-moodle-health-page-legacy-managed:
     - mode: '0644'
     - context:
         config_path: config.php
-        ready_file: {{ (m.cache.config_dir ~ "/moodle_ha-ready") | json }}
+        ready_file: {{ ready_file | json }}
     - unless: test -d {{ code_dir }}/public
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed

@@ -8,6 +8,7 @@ same here as in lab.py; lab.py runs as a child with the same environment.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import subprocess
 import sys
@@ -205,43 +206,49 @@ def free_ip(topo: dict, after_role: str = "web") -> str:
     raise LabError("no free address in the lab subnet")
 
 
-def backend_status(lb: str, proxy: str) -> dict:
-    """{server: status} of one HAProxy backend on load balancer `lb` (its stats socket, as
-    the status runner reads it)."""
-    facts = salt_value(lb, "moodle_ha_status.facts", timeout=60)
-    stat = ((facts.get("layers") or {}).get("lb") or {}).get("stat") or []
+def _servers(stat: list, proxy: str) -> dict:
+    """{server: status} of `proxy` in rows of moodle_ha_status.parse_show_stat."""
     return {row["svname"]: row["status"] for row in stat
             if row.get("pxname") == proxy and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
-# Reads HAProxy's stats socket inside a load balancer: "server status" per line of one proxy.
-_HAPROXY_STAT = """
-import socket, sys
+def backend_status(lb: str, proxy: str) -> dict:
+    """{server: status} of one HAProxy backend on load balancer `lb` (its stats socket, as
+    the status runner reads it)."""
+    facts = salt_value(lb, "moodle_ha_status.facts", timeout=60)
+    return _servers(((facts.get("layers") or {}).get("lb") or {}).get("stat") or [], proxy)
+
+
+# Prints HAProxy's `show stat` from the stats socket inside a load balancer.
+_SHOW_STAT = """
+import socket
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
 s.connect("/run/haproxy/admin.sock")
 s.sendall(b"show stat\\n")
-data = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-for line in data.decode().splitlines():
-    f = line.split(",")
-    if len(f) > 17 and f[0] == sys.argv[1] and f[1] not in ("FRONTEND", "BACKEND"):
-        print(f[1], f[17].split()[0])
+while chunk := s.recv(65536):
+    print(chunk.decode(), end="")
 """
 
 
+@functools.cache
+def _status_module():
+    """The formula's moodle_ha_status module (its parse_show_stat), loaded by path."""
+    spec = importlib.util.spec_from_file_location(
+        "moodle_ha_status_for_testkit", paths.REPO / "_modules" / "moodle_ha_status.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def haproxy_servers(lb: str, proxy: str) -> dict:
-    """{server: status} of one HAProxy proxy on load balancer `lb`, read from its stats socket
-    inside the host (no salt call: a fraction of a second, for polling during a failover).
-    {} when the socket does not answer."""
-    proc = host_exec(lb, ["python3", "-c", _HAPROXY_STAT, proxy], timeout=15)
+    """{server: status} of one HAProxy proxy on load balancer `lb`, as backend_status, but read
+    from its stats socket inside the host (no salt call: a fraction of a second, for polling
+    during a failover). {} when the socket does not answer."""
+    proc = host_exec(lb, ["python3", "-c", _SHOW_STAT], timeout=15)
     if proc.returncode != 0:
         return {}
-    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    return _servers(_status_module().parse_show_stat(proc.stdout), proxy)
 
 
 def add_and_orchestrate(hosts: list[str], pillar_file, lbs: list[str], web_host: str):
