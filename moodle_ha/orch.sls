@@ -106,20 +106,26 @@
 {#- Phase: web servers and the dataroot mount, then Moodle. The release is staged on every web
     node at once (unpacked, config.php written) while the old one serves. A staged release
     newer than the database opens the upgrade window: CLI maintenance in the shared dataroot,
-    so every node answers 503 until the last one has switched. The primary node switches and
-    installs or upgrades (upgrade.php once), then the others switch, then the window closes:
-    no node ever serves old code against an upgraded database. A first install needs no
-    window (the installer keeps its own maintenance; the other nodes have no live code yet). #}
+    so every node answers 503 from then on. Inside it one job switches every web node at once
+    and runs upgrade.php once on the primary node (the others switch meanwhile: none serves
+    while the flag is there), and the window closes right after, before the rest of the layer
+    (cache configuration, cron, pruning) is applied: no node ever serves old code against an
+    upgraded database, and the window lasts the upgrade plus two steps. Without an upgrade
+    (a first install: the installer keeps its own maintenance, the other nodes have no live
+    code yet; or no code change) those two steps are skipped and the primary node applies the
+    layer before the others. A window still held from an interrupted run is closed last. #}
 {%- if web %}
+{%-   set others = web | reject("equalto", primary) | list %}
 {{ step(previous, "web-applied", web, "moodle_ha.web") }}
 {{ step(previous, "moodle-staged", web, ["moodle_ha.moodle.stage", "moodle_ha.moodle.config"]) }}
 {{ step(previous, "moodle-upgrade-window-opened", [primary], "moodle_ha.moodle.upgrade_window.open") }}
+{{ step(previous, "moodle-upgrade-switched", web, "moodle_ha.moodle.switch", onchanges="moodle-upgrade-window-opened") }}
+{{ step(previous, "moodle-upgrade-window-closed", [primary], "moodle_ha.moodle.upgrade_window.close", onchanges="moodle-upgrade-window-opened") }}
 {{ step(previous, "moodle-" ~ primary ~ "-applied", [primary], "moodle_ha.moodle") }}
-{%-   set others = web | reject("equalto", primary) | list %}
 {%-   if others %}
 {{ step(previous, "moodle-others-applied", others, "moodle_ha.moodle") }}
 {%-   endif %}
-{{ step(previous, "moodle-upgrade-window-closed", [primary], "moodle_ha.moodle.upgrade_window.close") }}
+{{ step(previous, "moodle-held-window-closed", [primary], "moodle_ha.moodle.upgrade_window.close") }}
 {#- End-to-end through the VIP: HTTP 200, DB on writer and reader ports, and a dataroot file
     written on the primary node seen on the others. #}
 {{ step(previous, "check-" ~ primary ~ "-passed", [primary], "moodle_ha.check") }}

@@ -54,7 +54,7 @@ moodle_ha-moodle-cache-configured:
     - runas: {{ moodle_ha.web.user }}
     - php: {{ moodle_ha.web.php_bin }}
     - require:
-      - cmd: moodle_ha-moodle-code-release-activated
+      - file: moodle_ha-moodle-code-release-activated
       - file: moodle_ha-moodle-cache-config-dir-managed
       - file: moodle_ha-moodle-cache-local-store-dir-managed
 {%- if is_primary %}

@@ -7,7 +7,7 @@
     all. Apache reloads after a switch (opcache and realpath caches follow the new path). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
-{%- from tpldir ~ "/release.jinja" import source, code_dir with context %}
+{%- from tpldir ~ "/release.jinja" import source, release_switched with context %}
 {%- set m = moodle_ha.moodle %}
 
 include:
@@ -15,16 +15,7 @@ include:
   - .stage
   - .config
 
-{#- rename(2) over the old link: no moment without a dirroot. A real directory at dirroot is
-    never replaced (mv -T fails on it). #}
-moodle_ha-moodle-code-release-activated:
-  cmd.run:
-    - name: >-
-        ln -sfn {{ code_dir }} {{ m.dirroot }}.moodle_ha-new
-        && mv -Tf {{ m.dirroot }}.moodle_ha-new {{ m.dirroot }}
-    - unless: >-
-        test "$(readlink {{ m.dirroot }})"
-        = "{{ code_dir }}"
+{{ release_switched("moodle_ha-moodle-code-release-activated") }}
     - require:
       - file: moodle_ha-moodle-code-release-marker-managed
       - file: moodle_ha-moodle-config-file-managed
@@ -46,4 +37,4 @@ moodle_ha-moodle-code-releases-pruned:
     - keep: {{ m.releases_keep }}
     - component_cache_dir: {{ m.cache.component_cache_dir }}
     - require:
-      - cmd: moodle_ha-moodle-code-release-activated
+      - file: moodle_ha-moodle-code-release-activated

@@ -6,7 +6,7 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
-{%- from tpldir ~ "/release.jinja" import source, release_id, code_dir with context %}
+{%- from tpldir ~ "/release.jinja" import source, code_dir, component_cache with context %}
 {%- set m = moodle_ha.moodle %}
 {%- set web = moodle_ha.web %}
 {%- set health = moodle_ha.lb.haproxy.web_check_path.lstrip("/") %}
@@ -116,7 +116,6 @@ moodle_ha-moodle-health-page-legacy-managed:
     Moodle's own CLI before dirroot points at the release (Moodle refuses to start without
     it, and cannot write it: the directory is root's). A git branch updated in place is
     built again. Moodle's CLI needs the shared dataroot mounted and writable, as any page. #}
-{%- set component_cache = m.cache.component_cache_dir ~ "/" ~ release_id ~ ".php" %}
 {%- set build = ["runuser -u " ~ web.user ~ " -- " ~ web.php_bin,
                   code_dir ~ "/admin/cli/alternative_component_cache.php",
                   "--print > " ~ component_cache ~ ".new",

@@ -9,7 +9,7 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
 {%- from tpldir ~ "/release.jinja" import is_primary with context %}
-{%- from tpldir ~ "/dbargs.jinja" import db_args %}
+{%- from tpldir ~ "/dbargs.jinja" import install_args %}
 {%- set m = moodle_ha.moodle %}
 
 include:
@@ -23,19 +23,9 @@ include:
 moodle_ha-moodle-install-installed:
   moodle.installed:
     - name: {{ m.dirroot }}
-{{- db_args(moodle_ha) }}
-    - adminuser: {{ m.admin.user | json }}
-    - adminpass: {{ moodle_ha.secrets.moodle_admin_password | json }}
-    - adminemail: {{ m.admin.email | json }}
-    - fullname: {{ m.fullname | json }}
-    - shortname: {{ m.shortname | json }}
-    - lang: {{ m.lang | json }}
-    - dataroot: {{ m.dataroot }}
-    - runas: {{ moodle_ha.web.user }}
-    - php: {{ moodle_ha.web.php_bin }}
-    - timeout: {{ m.install_timeout }}
+{{- install_args(moodle_ha) }}
     - require:
-      - cmd: moodle_ha-moodle-code-release-activated
+      - file: moodle_ha-moodle-code-release-activated
       - sls: {{ tplroot }}.gluster.client
       - file: moodle_ha-moodle-localcachedir-dir-managed
       - cmd: moodle_ha-web-php-ini-enabled

@@ -7,9 +7,8 @@
     (moodle_ha.moodle.config then writes config.php and the health page into it). #}
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import mapdata as moodle_ha with context %}
-{%- from tpldir ~ "/release.jinja" import source, digest, release_dir with context %}
+{%- from tpldir ~ "/release.jinja" import source, digest, release_dir, marker with context %}
 {%- set m = moodle_ha.moodle %}
-{%- set marker = release_dir ~ "/.moodle_ha-release" %}
 
 moodle_ha-moodle-code-releases-dir-managed:
   file.directory:

@@ -29,9 +29,11 @@ def test_orch_sequences_phases_and_applies_galera_to_all_nodes_in_one_job(render
         ("web-applied", "moodle1,moodle2,moodle3"),
         ("moodle-staged", "moodle1,moodle2,moodle3"),
         ("moodle-upgrade-window-opened", "moodle1"),
+        ("moodle-upgrade-switched", "moodle1,moodle2,moodle3"),
+        ("moodle-upgrade-window-closed", "moodle1"),
         ("moodle-moodle1-applied", "moodle1"),
         ("moodle-others-applied", "moodle2,moodle3"),
-        ("moodle-upgrade-window-closed", "moodle1"),
+        ("moodle-held-window-closed", "moodle1"),
         ("check-moodle1-passed", "moodle1"),
         ("check-others-passed", "moodle2,moodle3"),
         ("backup-applied", "moodle1,moodle2,moodle3"),
@@ -48,6 +50,23 @@ def test_orch_follows_the_designated_primary_node(renderer):
     assert "moodle-moodle2-applied" in names and "check-moodle2-passed" in names
     tgts = {name.removeprefix("moodle_ha-orch-"): _arg(s, "tgt") for name, s in steps}
     assert tgts["moodle-upgrade-window-opened"] == tgts["moodle-upgrade-window-closed"] == "moodle2"
+
+
+def test_orch_switches_every_node_in_one_job_inside_the_window_only_for_an_upgrade(renderer):
+    steps = dict(_steps(renderer))
+    opened = [{"salt": "moodle_ha-orch-moodle-upgrade-window-opened"}]
+    switched = steps["moodle_ha-orch-moodle-upgrade-switched"]
+    closed = steps["moodle_ha-orch-moodle-upgrade-window-closed"]
+    # One job on every web node: the switch everywhere, upgrade.php on the primary.
+    assert _arg(switched, "sls") == "moodle_ha.moodle.switch"
+    assert _arg(switched, "onchanges") == opened and _arg(closed, "onchanges") == opened
+    # Any other step runs whatever the one before changed.
+    assert [name for name, s in steps.items() if _arg(s, "onchanges")] == [
+        "moodle_ha-orch-moodle-upgrade-switched", "moodle_ha-orch-moodle-upgrade-window-closed"]
+    # The final close (a window held from an interrupted run) always runs.
+    held = steps["moodle_ha-orch-moodle-held-window-closed"]
+    assert _arg(held, "sls") == "moodle_ha.moodle.upgrade_window.close"
+    assert _arg(held, "onchanges") is None
 
 
 def test_orch_stages_the_release_on_every_web_node_before_any_switches(renderer):

@@ -83,9 +83,12 @@ def test_release_dir_is_named_by_archive_digest_and_dirroot_flips_to_it(renderer
     extract = out["moodle_ha-moodle-code-archive-extracted"]
     assert _arg(extract, "name") == f"/var/www/moodle-releases/{digest[:16]}"
     assert _arg(extract, "source_hash") == f"sha256={digest}"
-    flip = _arg(out["moodle_ha-moodle-code-release-activated"], "name")
-    assert f"/var/www/moodle-releases/{digest[:16]}/moodle" in flip
-    assert "mv -Tf" in flip
+    flip = out["moodle_ha-moodle-code-release-activated"]
+    assert "symlink" in flip["file"]
+    assert _arg(flip, "name") == "/var/www/moodle"
+    assert _arg(flip, "target") == f"/var/www/moodle-releases/{digest[:16]}/moodle"
+    # One rename(2) over the old link: never a moment without a dirroot.
+    assert _arg(flip, "atomic") is True and not _arg(flip, "force")
     config = out["moodle_ha-moodle-config-file-managed"]
     assert _arg(config, "name") == f"/var/www/moodle-releases/{digest[:16]}/moodle/config.php"
     assert _arg(config, "mode") == "0640"
@@ -106,6 +109,30 @@ def test_switch_waits_for_the_staged_release_and_its_component_map(renderer):
     requires = _arg(out["moodle_ha-moodle-code-release-activated"], "require")
     assert {"cmd": "moodle_ha-moodle-component-cache-built"} in requires
     assert {"file": "moodle_ha-moodle-config-file-managed"} in requires
+
+
+@pytest.mark.parametrize("node", ["moodle1", "moodle2"])
+def test_switch_inside_the_window_goes_live_and_upgrades_once_only(renderer, node):
+    out = renderer.show_sls("moodle_ha.moodle.switch", minion_id=node)
+    code = "/var/www/moodle-releases/" + _arg(
+        renderer.show_sls("moodle_ha.moodle.stage", minion_id=node)[
+            "moodle_ha-moodle-code-archive-extracted"], "name").rsplit("/", 1)[1]
+    staged = {_arg(out[sid], "name") for sid in out if sid.endswith("-staged")}
+    assert staged == {f"{code}/.moodle_ha-release", f"{code}/moodle/config.php",
+                      f"/var/cache/moodle_ha/component/{code.rsplit('/', 1)[1]}.php"}
+    flip = out["moodle_ha-moodle-switch-release-activated"]
+    assert (_arg(flip, "target"), _arg(flip, "atomic")) == (f"{code}/moodle", True)
+    assert {"file": "moodle_ha-moodle-switch-config-staged"} in _arg(flip, "require")
+    reload = out["moodle_ha-moodle-switch-apache-reloaded"]
+    assert _arg(reload, "watch") == [{"file": "moodle_ha-moodle-switch-release-activated"}]
+    # upgrade.php on the primary node only; nothing of the web layer is applied again.
+    assert ("moodle_ha-moodle-switch-upgraded" in out) == (node == "moodle1")
+    assert {state["__sls__"] for state in out.values()} == {"moodle_ha.moodle.switch"}
+
+
+def test_switch_is_refused_on_a_host_without_the_web_role(renderer):
+    out = renderer.show_sls("moodle_ha.moodle.switch", minion_id="lb1")
+    assert list(out) == ["moodle_ha-moodle.switch-role-missing"]
 
 
 @pytest.mark.parametrize(("sls", "sid"), [("open", "opened"), ("close", "closed")])
