@@ -2,8 +2,8 @@
 Lab, fixture app: a Moodle upgrade through `moodle_ha.orch` while clients keep asking. A
 fixture archive with a higher `$version` is built and put into the lab pillar; one
 orchestrate run stages it on every web node while the old release serves, opens the upgrade
-window (CLI maintenance in the shared dataroot), switches every node, runs upgrade.php once
-and closes the window. A client polling the site through the VIP records every answer (which
+window (CLI maintenance in the shared dataroot), switches every node in one job with
+upgrade.php once on the primary node, and closes the window. A client polling the site through the VIP records every answer (which
 node, the database's version, the code's version): no node ever answers 200 with code that
 differs from the database, the window is measured, and afterwards every node serves the new
 release. The lab stays on the new release (a downgrade is refused); its pillar says so.
@@ -131,7 +131,7 @@ def test_the_upgrade_window_is_short_and_held_once(upgraded, topology):
     primary = testkit.pillar().get("moodle", {}).get("primary_node") or sorted(
         n for n, h in topology["hosts"].items() if "web" in h["roles"])[0]
     opened = _state_of(run, primary, "moodle_ha-moodle-upgrade-window-opened")
-    installed = _state_of(run, primary, "moodle_ha-moodle-install-installed")
+    installed = _state_of(run, primary, "moodle_ha-moodle-switch-upgraded")
     closed = _state_of(run, primary, "moodle_ha-moodle-upgrade-window-closed")
     assert opened and opened["changes"].get("maintenance") == {"old": False, "new": True}
     assert closed and closed["changes"].get("maintenance") == {"old": True, "new": False}
@@ -141,6 +141,16 @@ def test_the_upgrade_window_is_short_and_held_once(upgraded, topology):
     print(f"\nupgrade to {upgraded['version']}: orchestrate {run.seconds:.0f} s; no answer but"
           f" 503 for {window:.1f} s ({len(down)} of {len(answers)} answers), upgrade.php state"
           f" {upgrade_s:.1f} s")
+
+
+def test_every_node_switches_inside_the_window_in_one_step(upgraded, topology):
+    webs = sorted(n for n, h in topology["hosts"].items() if "web" in h["roles"])
+    steps = {}
+    for step, minion, key, result in results.minion_states(upgraded["run"].output):
+        if "_|-moodle_ha-moodle-switch-release-activated_|-" in key and result["changes"]:
+            steps[minion] = step
+    assert sorted(steps) == webs, steps
+    assert len(set(steps.values())) == 1, steps
 
 
 def test_every_node_serves_the_new_release_after_the_window(upgraded, topology):
