@@ -12,7 +12,7 @@ PIP     = pip() { $(VENV)/bin/pip install --progress-bar off "$$@" >>$(PIP_LOG) 
             { tail -n 20 $(PIP_LOG); echo "pip install failed; full output: $(PIP_LOG)"; exit 1; }; }; pip
 LABENV  = $(if $(RELEASE),MOODLE_HA_LAB_RELEASE=$(RELEASE)) $(if $(PILLAR),MOODLE_HA_LAB_PILLAR=$(PILLAR))
 
-.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench bench-throughput bench-cachestores
+.PHONY: venv test test-static test-matrix test-garbd test-scale demo deploy info shell status add down bench bench-throughput bench-cachestores bench-upgrade
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> venv $(VENV) (pip log: $(PIP_LOG))"
@@ -94,3 +94,9 @@ bench-throughput: venv
 ## MOODLE_ARCHIVE=...; figures in docs/benchmarks.md).
 bench-cachestores: venv
 	@$(PY) test/bench/cachestores.py
+
+## The upgrade window: the next release of what the lab serves (fixture or real Moodle
+## archive, version.php raised) deployed with moodle_ha.orch under a polling client; the
+## lab stays on it (figures in docs/benchmarks.md).
+bench-upgrade: venv
+	@$(PY) test/bench/upgrade.py

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def _orch_states(orch: dict) -> dict:
+def orch_states(orch: dict) -> dict:
     """The orchestration's own states ({step id: result}) from the runner's JSON output."""
     data = orch.get("data", orch)
     if len(data) == 1 and isinstance(next(iter(data.values())), dict):
@@ -16,7 +16,7 @@ def _orch_states(orch: dict) -> dict:
 def minion_states(orch: dict):
     """Yield (step, minion, state_id, state_result) for every state every step ran. A minion
     that returned errors instead of states (render errors) yields one failed '(render)' state."""
-    for step, result in _orch_states(orch).items():
+    for step, result in orch_states(orch).items():
         if not isinstance(result, dict):
             continue
         ret = (result.get("changes") or {}).get("ret") or {}
@@ -54,7 +54,7 @@ def failures(orch: dict) -> list[tuple[str, str, str, str]]:
     steps_with_states = {f[0] for f in out}
     out += [
         (step, "-", step, str(r.get("comment") or ""))
-        for step, r in _orch_states(orch).items()
+        for step, r in orch_states(orch).items()
         if isinstance(r, dict) and r.get("result") is False and step not in steps_with_states
     ]
     return out
@@ -65,11 +65,11 @@ def failed(orch: dict) -> list[str]:
     orchestration that did not render (the master answers a list of errors) is one failure."""
     out = [
         f"{step}: {r.get('comment')}"
-        for step, r in _orch_states(orch).items()
+        for step, r in orch_states(orch).items()
         if isinstance(r, dict) and r.get("result") is False
     ]
     out += [f"{master}: {' '.join(str(e) for e in errors)}"
-            for master, errors in _orch_states(orch).items() if isinstance(errors, list)]
+            for master, errors in orch_states(orch).items() if isinstance(errors, list)]
     out += [
         f"{m}: {sid}: {r.get('comment')}"
         for _, m, sid, r in minion_states(orch)

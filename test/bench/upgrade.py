@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""
+The upgrade window of a deployed moodle_ha lab: prints figures, asserts nothing.
+
+    .venv/bin/python test/bench/upgrade.py [--json FILE]
+
+Builds the next release of what the lab serves — the fixture app one version up, or, for a
+real Moodle archive, the same archive with `$version` in its version.php raised by 0.01 —
+points the lab's pillar at it and runs `moodle_ha.orch` while one client asks for a page
+through the VIP every 0.05 s (the front page of the fixture, /login/index.php of a real
+Moodle). Prints the seconds between the first and the last answer that was not 200, how
+many windows there were, the upgrade state's duration and the duration of the orchestration
+steps around the window. The lab stays on the new release (Moodle refuses a downgrade).
+"""
+
+from __future__ import annotations
+
+import argparse
+import decimal
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lab"))
+
+from mhalab import paths, results, testkit  # noqa: E402
+
+BUILDER = HERE.parent / "fixture_app" / "build.py"
+VERSION = re.compile(rb"^(\$version\s*=\s*)(\d+\.\d+)(;)", re.M)
+STEPS = ("moodle-upgrade-window-opened", "moodle-upgrade-switched",
+         "moodle-upgrade-window-closed")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _lab_pillar() -> tuple[Path, dict]:
+    path = paths.PILLAR_DIR / "lab.sls"
+    return path, yaml.safe_load(path.read_text())
+
+
+def _current_archive() -> Path:
+    """The archive the lab deploys now, on the lab's file server."""
+    _, data = _lab_pillar()
+    url = (data["moodle_ha"].get("moodle", {}).get("source") or {}).get("url", "")
+    if not url.startswith("salt://moodle_ha_source/"):
+        return paths.ARCHIVE
+    return paths.SRV_DIR / url.removeprefix("salt://")
+
+
+def bumped_archive(src: Path, out: Path) -> str:
+    """`src` rewritten into `out` with `$version` of its Moodle version.php raised by 0.01
+    (public/version.php from Moodle 5.1, version.php before); the new version."""
+    new_version = None
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(out, "w:gz", compresslevel=1) as tout:
+        for member in tin:
+            data = tin.extractfile(member).read() if member.isfile() else None
+            parts = member.name.split("/")
+            if data is not None and new_version is None and parts[1:] in (
+                    ["public", "version.php"], ["version.php"]):
+                match = VERSION.search(data)
+                if match:
+                    new_version = str(decimal.Decimal(match.group(2).decode())
+                                      + decimal.Decimal("0.01"))
+                    data = (data[:match.start(2)] + new_version.encode()
+                            + data[match.end(2):])
+                    member.size = len(data)
+            tout.addfile(member, io.BytesIO(data) if data is not None else None)
+    if new_version is None:
+        raise SystemExit(f"no $version in a version.php of {src}")
+    return new_version
+
+
+def next_release() -> tuple[str, str, str]:
+    """(kind, version, page) of the next release, built into the lab's file server and set in
+    the lab pillar."""
+    status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"])
+    fixture = status == 200 and body.lstrip().startswith("{") and "code_version" in body
+    srv = paths.SRV_DIR / "moodle_ha_source"
+    if fixture:
+        version = str(decimal.Decimal(json.loads(body)["version"]) + decimal.Decimal("0.01"))
+        out = srv / f"moodle-{version}.tgz"
+        subprocess.run([sys.executable, str(BUILDER), "--out", str(out), "--version", version],
+                       capture_output=True, text=True, timeout=120, check=True)
+        kind, page = "fixture app", "/"
+    else:
+        src = _current_archive()
+        out = srv / f"moodle-upgrade-{int(time.time())}.tgz"
+        log(f"repacking {src.name} with a higher $version")
+        version = bumped_archive(src, out)
+        kind, page = "Moodle archive", "/login/index.php"
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    path, data = _lab_pillar()
+    data["moodle_ha"].setdefault("moodle", {})["source"] = {
+        "url": f"salt://moodle_ha_source/{out.name}", "sha256": sha}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return kind, version, page
+
+
+class Poller:
+    """GET `page` through the VIP every 0.05 s in a thread: (monotonic time, status)."""
+
+    def __init__(self, page: str):
+        self.url, self.vip = testkit.site_url(page), testkit.topology()["vip"]
+        self.answers: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self.stop.is_set():
+            try:
+                status, _ = testkit.http_get(self.url, host_header=self.vip, timeout=5)
+            except OSError:
+                status = 0
+            self.answers.append((time.monotonic(), status))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+def windows(answers: list[tuple[float, int]]) -> list[tuple[float, float, int]]:
+    """Runs of consecutive answers that were not 200: (first, last, count) each."""
+    out: list[tuple[float, float, int]] = []
+    inside = False
+    for when, status in answers:
+        if status == 200:
+            inside = False
+        elif inside:
+            first, _, count = out[-1]
+            out[-1] = (first, when, count + 1)
+        else:
+            out.append((when, when, 1))
+            inside = True
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    if not testkit.is_up():
+        print("no lab is up (make demo)", file=sys.stderr)
+        return 1
+    kind, version, page = next_release()
+    log(f"upgrading to {version} ({kind}); polling {page} through the VIP")
+    with Poller(page) as poll:
+        time.sleep(2)
+        run = testkit.orchestrate()
+        time.sleep(8)
+    steps = results.orch_states(run.output)
+    durations = {sid: steps.get(f"salt_|-moodle_ha-orch-{sid}_|-moodle_ha-orch-{sid}_|-state",
+                                {}).get("duration") for sid in STEPS}
+    upgrade = next((r["duration"] for _, _, key, r in results.minion_states(run.output)
+                    if "_|-moodle_ha-moodle-switch-upgraded_|-" in key), None)
+    down = windows(poll.answers)
+    figures = {
+        "release": kind, "version": version, "orchestrate_s": round(run.seconds, 1),
+        "failed_states": len(run.failed), "answers": len(poll.answers),
+        "windows": len(down), "window_s": round(sum(last - first for first, last, _ in down), 1),
+        "answers_not_200": sum(count for _, _, count in down),
+        "upgrade_state_s": None if upgrade is None else round(upgrade / 1000, 1),
+        "steps_s": {sid: None if ms is None else round(ms / 1000, 1)
+                    for sid, ms in durations.items()},
+    }
+    print(f"{'upgrade to ' + version + ' (' + kind + ')':<44} orchestrate {run.seconds:.0f} s,"
+          f" {len(run.failed)} failed states")
+    print(f"{'503 window':<44} {figures['window_s']} s in {len(down)} window(s),"
+          f" {figures['answers_not_200']} of {len(poll.answers)} answers")
+    print(f"{'upgrade state (upgrade.php and purge)':<44} {figures['upgrade_state_s']} s")
+    for sid, secs in figures["steps_s"].items():
+        print(f"{'  step ' + sid:<44} {secs} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 1 if run.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
