@@ -85,7 +85,8 @@ def bumped_archive(src: Path, out: Path) -> str:
 def next_release() -> tuple[str, str, str]:
     """(kind, version, page) of the next release, built into the lab's file server and set in
     the lab pillar."""
-    status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"])
+    status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"],
+                                    timeout=60)
     fixture = status == 200 and body.lstrip().startswith("{") and "code_version" in body
     srv = paths.SRV_DIR / "moodle_ha_source"
     if fixture:
@@ -135,18 +136,18 @@ class Poller:
         self.thread.join(10)
 
 
-def windows(answers: list[tuple[float, int]]) -> list[tuple[float, float, int]]:
-    """Runs of consecutive answers that were not 200: (first, last, count) each."""
-    out: list[tuple[float, float, int]] = []
+def windows(answers: list[tuple[float, int]]) -> list[tuple[float, float, list[int]]]:
+    """Runs of consecutive answers that were not 200: (first, last, their statuses) each
+    (0: no answer within the client's timeout)."""
+    out: list[tuple[float, float, list[int]]] = []
     inside = False
     for when, status in answers:
         if status == 200:
             inside = False
         elif inside:
-            first, _, count = out[-1]
-            out[-1] = (first, when, count + 1)
+            out[-1] = (out[-1][0], when, out[-1][2] + [status])
         else:
-            out.append((when, when, 1))
+            out.append((when, when, [status]))
             inside = True
     return out
 
@@ -162,6 +163,7 @@ def main() -> int:
     log(f"upgrading to {version} ({kind}); polling {page} through the VIP")
     with Poller(page) as poll:
         time.sleep(2)
+        started = time.monotonic()
         run = testkit.orchestrate()
         time.sleep(8)
     steps = results.orch_states(run.output)
@@ -174,7 +176,10 @@ def main() -> int:
         "release": kind, "version": version, "orchestrate_s": round(run.seconds, 1),
         "failed_states": len(run.failed), "answers": len(poll.answers),
         "windows": len(down), "window_s": round(sum(last - first for first, last, _ in down), 1),
-        "answers_not_200": sum(count for _, _, count in down),
+        "answers_not_200": sum(len(statuses) for _, _, statuses in down),
+        "window_list": [{"at_s": round(first - started, 1), "s": round(last - first, 1),
+                         "statuses": {str(c): statuses.count(c) for c in sorted(set(statuses))}}
+                        for first, last, statuses in down],
         "upgrade_state_s": None if upgrade is None else round(upgrade / 1000, 1),
         "steps_s": {sid: None if ms is None else round(ms / 1000, 1)
                     for sid, ms in durations.items()},
@@ -183,6 +188,9 @@ def main() -> int:
           f" {len(run.failed)} failed states")
     print(f"{'503 window':<44} {figures['window_s']} s in {len(down)} window(s),"
           f" {figures['answers_not_200']} of {len(poll.answers)} answers")
+    for window in figures["window_list"]:
+        print(f"{'  window at ' + str(window['at_s']) + ' s of the run':<44} {window['s']} s,"
+              f" answers {window['statuses']}")
     print(f"{'upgrade state (upgrade.php and purge)':<44} {figures['upgrade_state_s']} s")
     for sid, secs in figures["steps_s"].items():
         print(f"{'  step ' + sid:<44} {secs} s")

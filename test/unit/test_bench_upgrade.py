@@ -61,5 +61,5 @@ def test_bumped_archive_refuses_an_archive_without_moodles_version(tmp_path):
 
 def test_windows_are_runs_of_answers_that_were_not_200():
     answers = [(0.0, 200), (1.0, 503), (1.5, 503), (2.0, 0), (2.5, 200), (3.0, 503), (4.0, 200)]
-    assert upgrade.windows(answers) == [(1.0, 2.0, 3), (3.0, 3.0, 1)]
+    assert upgrade.windows(answers) == [(1.0, 2.0, [503, 503, 0]), (3.0, 3.0, [503])]
     assert upgrade.windows([(0.0, 200), (1.0, 200)]) == []
