@@ -24,7 +24,6 @@ import re
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from pathlib import Path
 
@@ -109,39 +108,12 @@ def next_release() -> tuple[str, str, str]:
     return kind, version, page
 
 
-class Poller:
-    """GET `page` through the VIP every 0.05 s in a thread: (monotonic time, status)."""
-
-    def __init__(self, page: str):
-        self.url, self.vip = testkit.site_url(page), testkit.topology()["vip"]
-        self.answers: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        while not self.stop.is_set():
-            try:
-                status, _ = testkit.http_get(self.url, host_header=self.vip, timeout=5)
-            except OSError:
-                status = 0
-            self.answers.append((time.monotonic(), status))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-
-def windows(answers: list[tuple[float, int]]) -> list[tuple[float, float, list[int]]]:
-    """Runs of consecutive answers that were not 200: (first, last, their statuses) each
-    (0: no answer within the client's timeout)."""
+def windows(answers: list[tuple]) -> list[tuple[float, float, list[int]]]:
+    """Runs of consecutive answers (time, status, ...) that were not 200: (first, last, their
+    statuses) each (0: no answer within the client's timeout)."""
     out: list[tuple[float, float, list[int]]] = []
     inside = False
-    for when, status in answers:
+    for when, status, *_ in answers:
         if status == 200:
             inside = False
         elif inside:
@@ -161,7 +133,7 @@ def main() -> int:
         return 1
     kind, version, page = next_release()
     log(f"upgrading to {version} ({kind}); polling {page} through the VIP")
-    with Poller(page) as poll:
+    with testkit.Poller(page) as poll:
         time.sleep(2)
         started = time.monotonic()
         run = testkit.orchestrate()
@@ -174,7 +146,7 @@ def main() -> int:
     down = windows(poll.answers)
     # Moodle's own maintenance answers (503) apart from requests that outlasted the client's
     # timeout (0), which cold caches right after the purge can cause.
-    maint = [when for when, status in poll.answers if status == 503]
+    maint = [when for when, status, *_ in poll.answers if status == 503]
     figures = {
         "release": kind, "version": version, "orchestrate_s": round(run.seconds, 1),
         "failed_states": len(run.failed), "answers": len(poll.answers),

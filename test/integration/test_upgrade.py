@@ -3,10 +3,11 @@ Lab, fixture app: a Moodle upgrade through `moodle_ha.orch` while clients keep a
 fixture archive with a higher `$version` is built and put into the lab pillar; one
 orchestrate run stages it on every web node while the old release serves, opens the upgrade
 window (CLI maintenance in the shared dataroot), switches every node in one job with
-upgrade.php once on the primary node, and closes the window. A client polling the site through the VIP records every answer (which
-node, the database's version, the code's version): no node ever answers 200 with code that
-differs from the database, the window is measured, and afterwards every node serves the new
-release. The lab stays on the new release (a downgrade is refused); its pillar says so.
+upgrade.php once on the primary node, and closes the window. A client polling the site
+through the VIP records every answer (which node, the database's version, the code's
+version): no node ever answers 200 with code that differs from the database, the window
+is measured, and afterwards every node serves the new release. The lab stays on the new
+release (a downgrade is refused); its pillar says so.
 
 Skipped on the real Moodle (the fixture's front page reports both versions).
 """
@@ -15,7 +16,6 @@ import decimal
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -28,36 +28,12 @@ pytestmark = pytest.mark.lab
 BUILDER = paths.REPO / "test" / "fixture_app" / "build.py"
 
 
-class Poller:
-    """GET / through the VIP every 0.05 s in a thread; every answer is kept as
-    (monotonic time, status, web node, database version, code version)."""
-
-    def __init__(self, vip):
-        self.vip, self.answers = vip, []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        url = testkit.site_url("/")
-        while not self.stop.is_set():
-            try:
-                status, body = testkit.http_get(url, host_header=self.vip, timeout=5)
-            except OSError:
-                status, body = 0, ""
-            node = db = code = None
-            if status == 200:
-                data = json.loads(body)
-                node, db, code = data.get("web_node"), data.get("version"), data.get("code_version")
-            self.answers.append((time.monotonic(), status, node, db, code))
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
+def _versions(status, body):
+    """(web node, database version, code version) of one answer of the fixture's front page."""
+    if status != 200:
+        return None, None, None
+    data = json.loads(body)
+    return data.get("web_node"), data.get("version"), data.get("code_version")
 
 
 def _front_page():
@@ -97,7 +73,7 @@ def upgraded(deployed, topology):
         pytest.skip("not the fixture app (its front page does not report the code's version)")
     version = str(decimal.Decimal(before["version"]) + decimal.Decimal("0.01"))
     _new_release(version)
-    with Poller(topology["vip"]) as poll:
+    with testkit.Poller("/", read=_versions) as poll:
         time.sleep(2)
         run = testkit.orchestrate()
         time.sleep(8)

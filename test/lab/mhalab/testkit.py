@@ -342,6 +342,36 @@ class Load:
         return out
 
 
+class Poller:
+    """GET `path` through the VIP every 0.05 s in a thread while something changes (an
+    upgrade): every answer is kept as (monotonic time, status, *read(status, body)); status 0
+    is no answer within `timeout`."""
+
+    def __init__(self, path: str = "/", read=None, timeout: float = 5):
+        self.url, self.vip = site_url(path), topology()["vip"]
+        self.read, self.timeout = read or (lambda status, body: ()), timeout
+        self.answers: list[tuple] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self.stop.is_set():
+            try:
+                status, body = http_get(self.url, host_header=self.vip, timeout=self.timeout)
+            except OSError:
+                status, body = 0, ""
+            self.answers.append((time.monotonic(), status, *self.read(status, body)))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
 def container_pids(host: str) -> list[int]:
     """Processes still in the host's cgroups (its nspawn and everything inside)."""
     pids: set[int] = set()
