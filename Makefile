@@ -79,7 +79,7 @@ add: venv
 down: venv
 	@$(LAB) down
 
-## Converge time, no-op re-run and failover figures (needs a deployed lab).
+## Converge time, no-op re-run, failover figures and the upgrade window (needs a deployed lab).
 bench: venv
 	@$(PY) test/bench/bench.py
 

@@ -5,8 +5,9 @@ Benchmarks of a moodle_ha lab: prints figures, asserts nothing (tests stay funct
     .venv/bin/python test/bench/bench.py            # no-op re-run + failovers on the lab as it is
     .venv/bin/python test/bench/bench.py --cold     # lab down+up first: cold converge
 
-Figures: orchestrate wall time and number of changed states (cold and no-op), then the failover
-probes of test/bench/failover.py when it is present.
+Figures: orchestrate wall time and number of changed states (cold and no-op), the failover
+probes of test/bench/failover.py, then the upgrade window of test/bench/upgrade.py (the lab
+stays on the next release it builds; --no-upgrade skips it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", action="store_true", help="rebuild the lab, measure cold run")
     parser.add_argument("--no-failover", action="store_true", help="skip the failover probes")
+    parser.add_argument("--no-upgrade", action="store_true", help="skip the upgrade window")
     args = parser.parse_args()
 
     if args.cold:
@@ -52,10 +54,12 @@ def main() -> int:
     for line in run.changed[:20]:
         print("   changed:", line)
 
-    if not args.no_failover and (HERE / "failover.py").exists():
-        proc = subprocess.run([sys.executable, str(HERE / "failover.py")], check=False)
-        return proc.returncode
-    return 0
+    rc = 0
+    probes = [] if args.no_failover else ["failover.py"]
+    probes += [] if args.no_upgrade else ["upgrade.py"]
+    for probe in probes:
+        rc |= subprocess.run([sys.executable, str(HERE / probe)], check=False).returncode
+    return rc
 
 
 if __name__ == "__main__":
