@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import argparse
 import decimal
-import hashlib
 import io
 import json
 import re
-import subprocess
 import sys
 import tarfile
 import time
 from pathlib import Path
-
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 
 from mhalab import paths, results, testkit  # noqa: E402
 
-BUILDER = HERE.parent / "fixture_app" / "build.py"
 VERSION = re.compile(rb"^(\$version\s*=\s*)(\d+\.\d+)(;)", re.M)
 STEPS = ("moodle-upgrade-window-opened", "moodle-upgrade-switched",
          "moodle-upgrade-window-closed")
@@ -42,20 +37,6 @@ STEPS = ("moodle-upgrade-window-opened", "moodle-upgrade-switched",
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _lab_pillar() -> tuple[Path, dict]:
-    path = paths.PILLAR_DIR / "lab.sls"
-    return path, yaml.safe_load(path.read_text())
-
-
-def _current_archive() -> Path:
-    """The archive the lab deploys now, on the lab's file server."""
-    _, data = _lab_pillar()
-    url = (data["moodle_ha"].get("moodle", {}).get("source") or {}).get("url", "")
-    if not url.startswith("salt://moodle_ha_source/"):
-        return paths.ARCHIVE
-    return paths.SRV_DIR / url.removeprefix("salt://")
 
 
 def bumped_archive(src: Path, out: Path) -> str:
@@ -87,24 +68,17 @@ def next_release() -> tuple[str, str, str]:
     status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"],
                                     timeout=60)
     fixture = status == 200 and body.lstrip().startswith("{") and "code_version" in body
-    srv = paths.SRV_DIR / "moodle_ha_source"
     if fixture:
         version = str(decimal.Decimal(json.loads(body)["version"]) + decimal.Decimal("0.01"))
-        out = srv / f"moodle-{version}.tgz"
-        subprocess.run([sys.executable, str(BUILDER), "--out", str(out), "--version", version],
-                       capture_output=True, text=True, timeout=120, check=True)
+        out = testkit.fixture_release(version)
         kind, page = "fixture app", "/"
     else:
-        src = _current_archive()
-        out = srv / f"moodle-upgrade-{int(time.time())}.tgz"
+        src = testkit.moodle_archive()
+        out = paths.ARCHIVE.parent / f"moodle-upgrade-{int(time.time())}.tgz"
         log(f"repacking {src.name} with a higher $version")
         version = bumped_archive(src, out)
         kind, page = "Moodle archive", "/login/index.php"
-    sha = hashlib.sha256(out.read_bytes()).hexdigest()
-    path, data = _lab_pillar()
-    data["moodle_ha"].setdefault("moodle", {})["source"] = {
-        "url": f"salt://moodle_ha_source/{out.name}", "sha256": sha}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    testkit.use_moodle_archive(out)
     return kind, version, page
 
 

@@ -246,6 +246,7 @@ def test_a_stop_of_the_sessions_primary_keeps_the_session(redis_hosts, topology)
     # once every one of them shows one primary (a single read found none UP on a lab run).
     _promoted(topology, old, redis_hosts, proxy="redis-sessions")
     (new,) = _primaries(topology, "redis-sessions")[_lbs(topology)[0]]
+    assert new != old
     # Started again, the former primary comes back as a replica of the new one.
     bad = _stays_out(topology, new, seconds=10, proxy="redis-sessions")
     assert bad == [], f"the former sessions primary {old} took traffic again: {bad[:6]}"

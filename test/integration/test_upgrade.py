@@ -14,19 +14,13 @@ Skipped on the real Moodle (the fixture's front page reports both versions).
 
 import decimal
 import json
-import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
-from mhalab import paths, results, testkit
+from mhalab import results, testkit
 
 pytestmark = pytest.mark.lab
-
-BUILDER = paths.REPO / "test" / "fixture_app" / "build.py"
-
 
 def _versions(status, body):
     """(web node, database version, code version) of one answer of the fixture's front page."""
@@ -40,22 +34,6 @@ def _front_page():
     status, body = testkit.http_get(testkit.site_url("/"), host_header=testkit.topology()["vip"])
     assert status == 200, body[:200]
     return json.loads(body)
-
-
-def _new_release(version):
-    """Build the fixture at `version` into the lab's file server; point the lab pillar at it."""
-    name = f"moodle-{version}.tgz"
-    out = paths.SRV_DIR / "moodle_ha_source" / name
-    proc = subprocess.run(
-        [sys.executable, str(BUILDER), "--out", str(out), "--version", version],
-        capture_output=True, text=True, timeout=120, check=True)
-    sha = proc.stdout.split()[-1]
-    lab_pillar = paths.PILLAR_DIR / "lab.sls"
-    data = yaml.safe_load(lab_pillar.read_text())
-    data["moodle_ha"].setdefault("moodle", {})["source"] = {
-        "url": f"salt://moodle_ha_source/{name}", "sha256": sha}
-    lab_pillar.write_text(yaml.safe_dump(data, sort_keys=False))
-    return sha
 
 
 def _state_of(run, host, sid):
@@ -72,7 +50,7 @@ def upgraded(deployed, topology):
     if "code_version" not in before:
         pytest.skip("not the fixture app (its front page does not report the code's version)")
     version = str(decimal.Decimal(before["version"]) + decimal.Decimal("0.01"))
-    _new_release(version)
+    testkit.use_moodle_archive(testkit.fixture_release(version))
     with testkit.Poller("/", read=_versions) as poll:
         time.sleep(2)
         run = testkit.orchestrate()

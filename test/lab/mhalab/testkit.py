@@ -271,6 +271,39 @@ def set_pillar(data: dict) -> None:
     paths.PILLAR_COPY.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def fixture_release(version: str) -> Path:
+    """The fixture app at `version` (test/fixture_app/build.py), built into the lab's file
+    server; its path there."""
+    out = paths.ARCHIVE.parent / f"moodle-{version}.tgz"
+    subprocess.run([sys.executable, str(paths.REPO / "test" / "fixture_app" / "build.py"),
+                    "--out", str(out), "--version", version],
+                   capture_output=True, text=True, timeout=120, check=True)
+    return out
+
+
+def use_moodle_archive(archive: Path) -> None:
+    """Point the lab's pillar (its lab.sls) at `archive`, a file in the lab's file server,
+    with its sha256: the next orchestrate deploys it."""
+    import hashlib
+
+    import yaml
+    lab_pillar = paths.PILLAR_DIR / "lab.sls"
+    data = yaml.safe_load(lab_pillar.read_text())
+    data["moodle_ha"].setdefault("moodle", {})["source"] = {
+        "url": f"salt://{archive.relative_to(paths.SRV_DIR)}",
+        "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+    lab_pillar.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def moodle_archive() -> Path:
+    """The archive the lab's pillar deploys now, in the lab's file server."""
+    import yaml
+    data = yaml.safe_load((paths.PILLAR_DIR / "lab.sls").read_text())
+    url = (data["moodle_ha"].get("moodle", {}).get("source") or {}).get("url", "")
+    return paths.SRV_DIR / url.removeprefix("salt://") if url.startswith("salt://") \
+        else paths.ARCHIVE
+
+
 def _clock() -> str:
     """Wall-clock time to the millisecond (UTC, as the hosts' journals), so a failure in a
     load loop can be matched against the hosts' logs."""
