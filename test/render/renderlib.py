@@ -4,6 +4,7 @@ built from pillar.example (optionally patched), for any minion id and roles grai
 """
 
 import copy
+import hashlib
 import json
 import os
 import pathlib
@@ -66,14 +67,28 @@ DEFAULT_PLATFORM = "Debian-13"
 FORMULA_PATHS = ("moodle_ha", "_modules", "_states", "_runners", "_output", "top.sls")
 
 
+# Functions whose answer depends on nothing but their arguments, the pillar, the grains and
+# the formula's files: their answers are kept for the rest of the test session.
+PURE = ("state.show_sls", "state.show_highstate", "state.show_lowstate", "slsutil.renderer",
+        "rendertest.render_each")
+# Test-only execution modules of the render tests (rendertest: many SLS in one salt-call).
+TEST_MODULES = pathlib.Path(__file__).resolve().parent / "_modules"
+
+
 class Renderer:
-    """Render SLS files of the formula as a given minion."""
+    """Render SLS files of the formula as a given minion.
+
+    Answers of the functions in PURE are cached by their whole input in `cache_dir` (one
+    session's; shared by pytest-xdist's workers), so a render several tests read runs once."""
 
     DELETE = _DELETE
 
-    def __init__(self, root):
+    def __init__(self, root, cache_dir=None):
         self.root = pathlib.Path(root)
+        self.cache_dir = pathlib.Path(cache_dir) if cache_dir else self.root / "cache"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
+        self.hits = 0
 
     def _config(self, minion_id, roles, pillar, grains, platform):
         self.count += 1
@@ -99,7 +114,7 @@ class Renderer:
             "file_client": "local",
             "file_roots": {"base": [str(formula), str(conf / "srv")]},
             "pillar_roots": {"base": [str(pillar_dir)]},
-            "module_dirs": [str(REPO / "_modules")],
+            "module_dirs": [str(REPO / "_modules"), str(TEST_MODULES)],
             "states_dirs": [str(REPO / "_states")],
             "root_dir": str(conf / "root"),
             "id": minion_id,
@@ -107,6 +122,8 @@ class Renderer:
             "log_level_logfile": "quiet",
             "pki_dir": str(conf / "pki"),
             "cachedir": str(conf / "cache"),
+            # As the lab's minions and README's "Salt settings".
+            "lazy_loader_strict_matching": True,
         }
         (conf / "minion").write_text(yaml.safe_dump(minion))
         return conf
@@ -121,6 +138,15 @@ class Renderer:
             _deep_set(pillar, path, value)
         if roles is None:
             roles = pillar["moodle_ha"]["topology"]["hosts"].get(minion_id, {}).get("roles", [])
+        cached = None
+        if fun in PURE:
+            key = json.dumps([fun, args, minion_id, roles, pillar, grains, platform],
+                             sort_keys=True, default=str)
+            cached = self.cache_dir / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+            if cached.exists():
+                self.hits += 1
+                answer = json.loads(cached.read_text())
+                return answer["code"], answer["out"]
         conf = self._config(minion_id, roles, pillar, grains, platform)
         cmd = [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough",
                fun, *args]
@@ -130,6 +156,10 @@ class Renderer:
             out = json.loads(proc.stdout)["local"]
         except (ValueError, KeyError):
             out = proc.stdout + proc.stderr
+        if cached is not None:
+            partial = cached.with_suffix(f".{os.getpid()}")
+            partial.write_text(json.dumps({"code": proc.returncode, "out": out}))
+            partial.replace(cached)
         return proc.returncode, out
 
     def show_sls(self, sls, **kwargs):

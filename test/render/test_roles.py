@@ -66,19 +66,38 @@ def test_highstate_renders_for_every_host(renderer, host, platform):
         )
 
 
+def _sls_path(sls):
+    path = "salt://" + sls.replace(".", "/")
+    return path + (".sls" if (REPO / (sls.replace(".", "/") + ".sls")).exists() else "/init.sls")
+
+
+@pytest.fixture(scope="session")
+def rendered_sls(renderer):
+    """{(host, platform): {sls: rendertest.render_each entry}}, one salt-call per host and
+    platform for every SLS that host renders, made when a test first asks for it."""
+    batches = {}
+
+    def get(sls, platform):
+        host = _host_for(sls)
+        if (host, platform) not in batches:
+            names = [name for name in _all_sls() if _host_for(name) == host]
+            code, out = renderer.call("rendertest.render_each", ",".join(names),
+                                      ",".join(_sls_path(name) for name in names),
+                                      minion_id=host, platform=platform)
+            assert code == 0 and isinstance(out, dict), f"rendering as {host} failed: {out}"
+            batches[(host, platform)] = out
+        return batches[(host, platform)][sls]
+
+    return get
+
+
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 @pytest.mark.parametrize("sls", _all_sls())
-def test_sls_renders_and_rendered_yaml_lints(renderer, sls, platform, tmp_path):
-    host = _host_for(sls)
-    renderer.show_sls(sls, minion_id=host, platform=platform)
-    path = "salt://" + sls.replace(".", "/")
-    if (REPO / (sls.replace(".", "/") + ".sls")).exists():
-        path += ".sls"
-    else:
-        path += "/init.sls"
-    code, text = renderer.call("slsutil.renderer", path, "default_renderer=jinja", f"sls={sls}",
-                               minion_id=host, platform=platform)
-    assert code == 0 and isinstance(text, str), text
+def test_sls_renders_and_rendered_yaml_lints(rendered_sls, sls, platform, tmp_path):
+    entry = rendered_sls(sls, platform)
+    assert isinstance(entry["show"], dict), f"render of {sls} failed: {entry['show']}"
+    text = entry["text"]
+    assert entry["error"] is None and isinstance(text, str), entry["error"]
     yaml.safe_load(text)  # valid YAML after Jinja
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(text)
