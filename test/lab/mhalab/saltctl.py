@@ -87,15 +87,14 @@ def _progress(stop: threading.Event, t0: float) -> None:
 
 
 def _sync(name: str) -> None:
-    """saltutil.sync_all on the master (runner side, renders orchestrate) and every minion."""
+    """saltutil.sync_all on the master (runner side: it renders the orchestration); the
+    orchestration's first step syncs the minions."""
     with open(logfile(name), "a") as out:
-        for tool, args in (("salt-run", ["saltutil.sync_all"]),
-                           ("salt", ["*", "saltutil.sync_all", "--static"])):
-            proc = subprocess.run(salt_cmd(tool, [*args, "--out=json"]), stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            if proc.returncode != 0:
-                raise SystemExit(f"{tool} saltutil.sync_all failed ({proc.returncode}):\n"
-                                 f"{tail(LOG_DIR / name)}\nfull output: {LOG_DIR / name}")
+        proc = subprocess.run(salt_cmd("salt-run", ["saltutil.sync_all", "--out=json"]),
+                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"salt-run saltutil.sync_all failed ({proc.returncode}):\n"
+                         f"{tail(LOG_DIR / name)}\nfull output: {LOG_DIR / name}")
 
 
 def summarise(orch: dict, limit: int = 12) -> list[str]:
