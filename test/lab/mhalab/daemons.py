@@ -150,6 +150,7 @@ def master_config(topo: dict) -> None:
         "file_ignore_glob": ["*.pyc"],
         "file_ignore_regex": [r"(^|/)__pycache__(/|$)"],
         "fileserver_list_cache_time": 1,
+        "lazy_loader_strict_matching": True,
     }
     (SALT_CONF_DIR / "master").write_text(yaml_dump(conf))
     # Same master, client side only: pings give up on an absent minion after 2 s instead of

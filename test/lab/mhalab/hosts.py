@@ -60,6 +60,9 @@ def prepare_upper(host: str, info: dict, topo: dict) -> None:
                 "random_reauth_delay": 0,
                 "recon_default": 200,
                 "recon_max": 2000,
+                # What README's "Salt settings" recommends: a function a module lacks is
+                # looked up in the files named like it only, not by importing every module.
+                "lazy_loader_strict_matching": True,
             }
         )
     )
