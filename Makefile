@@ -33,7 +33,8 @@ test: venv
 test-static: venv
 	@bash test/run.sh --no-lab
 
-## What `make test` runs, then the whole lab suite on Debian 12 (bookworm) too.
+## What `make test` runs, then the arbitrator topology (test-garbd) and the whole lab suite on
+## Debian 12 (bookworm).
 test-matrix: venv
 	@bash test/run.sh --matrix
 
@@ -79,9 +80,10 @@ add: venv
 down: venv
 	@$(LAB) down
 
-## Converge time, no-op re-run, failover figures and the upgrade window (needs a deployed lab).
+## One table of figures on the deployed lab: no-op re-run, failovers, login pages/s, a backup,
+## the upgrade window (make bench JSON=bench.json BENCH_ARGS=--cold; docs/benchmarks.md).
 bench: venv
-	@$(PY) test/bench/bench.py
+	@$(PY) test/bench/bench.py $(if $(JSON),--json $(JSON)) $(BENCH_ARGS)
 
 ## Requests/s of the cluster against a standalone Moodle built on one more lab host from the
 ## same archive (needs a deployed lab, best with a real Moodle: make demo MOODLE_ARCHIVE=...;
