@@ -45,6 +45,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))  # run as a script: mhalab
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # report.py, when imported
+
+from report import Report  # noqa: E402
 
 from mhalab import testkit  # noqa: E402
 from mhalab.paths import LAB_LOCK  # noqa: E402
@@ -54,6 +57,8 @@ VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
 APP_FAULTS = ("kill", "cut")
 STEADY = 3.0  # seconds of successes in a row that count as steady again
+REPORT = Report()  # the figures for --json (bench.py's table)
+VIP_METHOD = "TCP connect to VIP:web every {interval} s from the lab host, owner from ARP"
 
 
 def figure(name: str, value: str) -> None:
@@ -225,10 +230,17 @@ def run_vip(conf: dict, fault: str, rounds: int, interval: float, limit: float) 
         finish(proc, f"{fault} on {holder}")
         if got is None:
             figure(f"vip {fault} round {rnd}", f"VIP did not move within {limit:.0f} s")
+            REPORT.add(f"vip_{fault}_s", f"VIP holder: {fault}", None, "s",
+                       f"round {rnd}: the VIP did not move within {limit:.0f} s",
+                       VIP_METHOD.format(interval=interval))
             undo_vip_fault(fault, holder)
             continue
         seconds, probes, gap = got
         results.append(seconds)
+        REPORT.add(f"vip_{fault}_s", f"VIP holder: {fault}", round(max(results), 2), "s",
+                   f"{holder} -> {new}, longest gap {gap:.2f} s; worst of {len(results)}"
+                   " round(s)",
+                   VIP_METHOD.format(interval=interval))
         figure(f"vip {fault} round {rnd}",
                f"{holder} -> {new} in {seconds:.2f} s ({probes} probes, longest gap"
                f" {gap:.2f} s)")
@@ -300,6 +312,11 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
                f" ({errors} failed queries)")
     else:
         figure(f"writer {fault}", f"no other node answered within {limit:.0f} s")
+    method = f"pymysql `SELECT @@hostname` on VIP:{port} every {interval} s, reconnecting"
+    REPORT.add(f"writer_{fault}_s", f"DB writer: {fault}",
+               round(seconds, 2) if answered else None, "s",
+               f"{errors} failed queries" if answered else f"no writer within {limit:.0f} s",
+               method)
     t0 = time.monotonic()
     if fault == "kill":
         lab("start", victim, timeout=400)
@@ -382,6 +399,11 @@ def run_app(conf: dict, fault: str, target: str, interval: float, limit: float) 
     client.join(10)
     requests, failed, stall, steady = stall_figures(log, fault_at)
     name = f"app {fault} ({target}: {victim})"
+    REPORT.add(f"app_{fault}_{target}_stall_s", f"app host {fault} ({target})", round(stall, 2),
+               "s without a success",
+               f"{failed} of {requests} requests failed; steady after "
+               + (f"{steady:.1f} s" if steady is not None else f"> {limit:.0f} s"),
+               f"GET / through the VIP every {interval} s, one at a time, 5 s timeout")
     figure(name, f"{failed} of {requests} requests failed, longest {stall:.2f} s without a"
            f" success, steady after " + (f"{steady:.2f} s" if steady is not None else
                                           f"> {limit:.0f} s"))
@@ -438,6 +460,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--interval", type=float, default=0.1, help="probe period, seconds")
     parser.add_argument("--limit", type=float, default=30.0, help="give up after, seconds")
+    parser.add_argument("--json", help="write the figures to this file (bench.py's table)")
     args = parser.parse_args()
     if not 0.01 <= args.interval <= 5 or not 1 <= args.limit <= 600 or not 1 <= args.rounds <= 20:
         parser.error("--interval 0.01..5, --limit 1..600, --rounds 1..20")
@@ -476,6 +499,8 @@ def main() -> int:
                     for _ in range(args.rounds):
                         values += run_app(conf, fault, which, args.interval, args.limit)
                     summary(f"app {fault} ({which})", values)
+    if args.json:
+        REPORT.write(args.json)
     return 0
 
 
