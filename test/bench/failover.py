@@ -20,12 +20,13 @@ Writer fault: the Galera node serving VIP:<writer_port> is killed (or its MariaD
 pymysql client runs `SELECT @@hostname` in a loop (new connection after an error) with the
 Moodle DB user of the lab pillar; the figure is the time until a query answers from another node.
 
-App host faults, under a steady client (GET / through the VIP every --interval seconds, one
-request at a time, 5 s timeout): the host that serves VIP:<writer_port> (`--target writer`) or
+App host faults, under 4 steady clients (each GET / through the VIP every --interval seconds,
+one request at a time, 5 s timeout): the host that serves VIP:<writer_port> (`--target writer`) or
 another app host (`--target other`, the default) is killed (`lab.py kill`) or silently cut
-(`lab.py cut`: its link drops every packet). Figures: failed requests, the longest time without
-a successful answer, and the time from the fault until 3 s of successes in a row; then the host
-is started/healed and the probe waits for the Galera cluster to be whole again.
+(`lab.py cut`: its link drops every packet). Figures: failed requests, the longest time in
+which no client got a successful answer, and the time from the fault until 3 s of successes in
+a row; then the host is started/healed and the probe waits for the Galera cluster to be whole
+again.
 
 Every loop is bounded by a count and a time limit. The lab lock (/tmp/moodle_ha-lab.lock) is
 held for the whole run so no state run changes the hosts under the probe.
@@ -57,6 +58,7 @@ VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
 APP_FAULTS = ("kill", "cut")
 STEADY = 3.0  # seconds of successes in a row that count as steady again
+APP_CLIENTS = 4  # steady clients of the app host faults, each one request at a time
 REPORT = Report()  # the figures for --json (bench.py's table)
 VIP_METHOD = "TCP connect to VIP:web every {interval} s from the lab host, owner from ARP"
 
@@ -359,7 +361,7 @@ def steady_client(vip: str, interval: float, stop, log: list) -> None:
 
 def stall_figures(log: list, fault_at: float) -> tuple[int, int, float, float | None]:
     """(requests, failed, longest time without a success, time to steady) after the fault."""
-    after = [r for r in log if r[1] >= fault_at]
+    after = sorted((r for r in log if r[1] >= fault_at), key=lambda r: r[1])
     failed = sum(1 for r in after if not r[2])
     successes = [fault_at] + [end for _, end, ok in after if ok]
     gaps = [b - a for a, b in zip(successes, successes[1:], strict=False)]
@@ -387,23 +389,29 @@ def run_app(conf: dict, fault: str, target: str, interval: float, limit: float) 
     port = writer_port(conf)
     log: list = []
     stop = threading.Event()
-    client = threading.Thread(target=steady_client, args=(vip, interval, stop, log),
-                              daemon=True)
-    client.start()
+    # Several clients: the site is dark while none of them gets an answer; one client alone
+    # measures its own request in flight on the dead host (its timeout, 5 s) instead.
+    clients = [threading.Thread(target=steady_client, args=(vip, interval, stop, log),
+                                daemon=True) for _ in range(APP_CLIENTS)]
+    for client in clients:
+        client.start()
+        time.sleep(interval / APP_CLIENTS)
     time.sleep(STEADY)
     fault_at = time.monotonic()
     lab("kill" if fault == "kill" else "cut", victim, timeout=60)
     testkit.until(lambda: stall_figures(log, fault_at)[3] is not None
                   and time.monotonic() - fault_at > 10, limit, interval=0.5)
     stop.set()
-    client.join(10)
+    for client in clients:
+        client.join(10)
     requests, failed, stall, steady = stall_figures(log, fault_at)
     name = f"app {fault} ({target}: {victim})"
     REPORT.add(f"app_{fault}_{target}_stall_s", f"app host {fault} ({target})", round(stall, 2),
                "s without a success",
                f"{failed} of {requests} requests failed; steady after "
                + (f"{steady:.1f} s" if steady is not None else f"> {limit:.0f} s"),
-               f"GET / through the VIP every {interval} s, one at a time, 5 s timeout")
+               f"{APP_CLIENTS} clients, each GET / through the VIP every {interval} s, one at"
+               " a time, 5 s timeout; longest time without a success of any of them")
     figure(name, f"{failed} of {requests} requests failed, longest {stall:.2f} s without a"
            f" success, steady after " + (f"{steady:.2f} s" if steady is not None else
                                           f"> {limit:.0f} s"))

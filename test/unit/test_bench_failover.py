@@ -42,3 +42,16 @@ def test_a_stall_counts_from_the_fault_to_the_next_success(bench):
 def test_no_steady_run_after_the_fault_is_none(bench):
     log = requests(*[(11 + i, 0.5, i % 2 == 0) for i in range(10)])
     assert bench.stall_figures(log, fault_at=11.0)[3] is None
+
+
+def test_with_several_clients_the_site_is_dark_only_while_none_of_them_succeeds(bench):
+    # Client A's request in flight on the killed host hangs until its 5 s timeout; client B
+    # waits 0.8 s for its retry on another node, then succeeds every 0.1 s.
+    client_a = requests((10.95, 5.0, False), *[(15.95 + 0.1 * i, 0.05, True) for i in range(30)])
+    client_b = requests((10.98, 0.02, True), (11.05, 0.8, True),
+                        *[(11.9 + 0.1 * i, 0.05, True) for i in range(60)])
+    total, failed, stall, steady = bench.stall_figures(client_a + client_b, fault_at=11.0)
+    assert failed == 1
+    assert stall == pytest.approx(11.85 - 11.0)
+    # B's answers ended 3 s in a row before A's request timed out: steady from the fault on.
+    assert steady == 0.0
