@@ -13,7 +13,4 @@ def renderer(tmp_path_factory):
     # Under pytest-xdist each worker's base is a directory of this session's: its parent is
     # shared by the workers of this session only.
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    renderer = Renderer(tmp_path_factory.mktemp("render"), cache_dir=shared / "render-cache")
-    yield renderer
-    if os.environ.get("MOODLE_HA_RENDER_STATS"):
-        print(f"\nrenderer: {renderer.count} salt-calls, {renderer.hits} answers from the cache")
+    return Renderer(tmp_path_factory.mktemp("render"), cache_dir=shared / "render-cache")

@@ -88,7 +88,6 @@ class Renderer:
         self.cache_dir = pathlib.Path(cache_dir) if cache_dir else self.root / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.count = 0
-        self.hits = 0
 
     def _config(self, minion_id, roles, pillar, grains, platform):
         self.count += 1
@@ -122,7 +121,7 @@ class Renderer:
             "log_level_logfile": "quiet",
             "pki_dir": str(conf / "pki"),
             "cachedir": str(conf / "cache"),
-            # As the lab's minions and README's "Salt settings".
+            # As the lab's minions (README: "Salt setting for run time").
             "lazy_loader_strict_matching": True,
         }
         (conf / "minion").write_text(yaml.safe_dump(minion))
@@ -144,7 +143,6 @@ class Renderer:
                              sort_keys=True, default=str)
             cached = self.cache_dir / (hashlib.sha256(key.encode()).hexdigest() + ".json")
             if cached.exists():
-                self.hits += 1
                 answer = json.loads(cached.read_text())
                 return answer["code"], answer["out"]
         conf = self._config(minion_id, roles, pillar, grains, platform)

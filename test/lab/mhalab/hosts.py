@@ -60,8 +60,8 @@ def prepare_upper(host: str, info: dict, topo: dict) -> None:
                 "random_reauth_delay": 0,
                 "recon_default": 200,
                 "recon_max": 2000,
-                # What README's "Salt settings" recommends: a function a module lacks is
-                # looked up in the files named like it only, not by importing every module.
+                # README's "Salt setting for run time": a function a module lacks is looked
+                # up in the files named like it only, not by importing every module.
                 "lazy_loader_strict_matching": True,
             }
         )
