@@ -56,6 +56,32 @@ moodle_ha-lb-haproxy-config-file-managed:
     - require:
       - pkg: moodle_ha-lb-haproxy-package-installed
 
+{#- HAProxy's state for keepalived (lb:keepalived:haproxy_state_file, a vrrp_track_file):
+    1 after every stop, whatever the cause (systemctl stop, a crash, a restart), 0 once
+    HAProxy started. keepalived moves the VIP on the write instead of at its next check
+    script. A reload (every configuration change) runs neither. #}
+{%- set state_file = moodle_ha.lb.keepalived.haproxy_state_file %}
+moodle_ha-lb-haproxy-dropin-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ moodle_ha.services.haproxy }}.service.d/moodle_ha-keepalived.conf
+    - contents: |
+        # Managed by Salt (moodle_ha.lb.haproxy). Local changes are overwritten.
+        [Service]
+        ExecStartPost=/bin/sh -c 'echo 0 > {{ state_file }}'
+        ExecStopPost=/bin/sh -c 'echo 1 > {{ state_file }}'
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0644'
+
+{#- The new ExecStopPost is in force from this reload on; ExecStartPost from the next start
+    (until then keepalived creates the file with 0). #}
+moodle_ha-lb-haproxy-systemd-reloaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: moodle_ha-lb-haproxy-dropin-file-managed
+
 moodle_ha-lb-haproxy-service-running:
   service.running:
     - name: {{ moodle_ha.services.haproxy }}
@@ -63,6 +89,7 @@ moodle_ha-lb-haproxy-service-running:
     - reload: true
     - require:
       - sysctl: moodle_ha-lb-sysctl-ip-nonlocal-bind-present
+      - cmd: moodle_ha-lb-haproxy-systemd-reloaded
     - watch:
       - pkg: moodle_ha-lb-haproxy-package-installed
       - file: moodle_ha-lb-haproxy-config-file-managed

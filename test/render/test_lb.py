@@ -51,6 +51,8 @@ def test_lb_sls_has_the_layer_states_and_no_secret_in_state_data(renderer):
         "moodle_ha-lb-sysctl-ip-nonlocal-bind-present",
         "moodle_ha-lb-haproxy-package-installed",
         "moodle_ha-lb-haproxy-config-file-managed",
+        "moodle_ha-lb-haproxy-dropin-file-managed",
+        "moodle_ha-lb-haproxy-systemd-reloaded",
         "moodle_ha-lb-haproxy-service-running",
         "moodle_ha-lb-keepalived-package-installed",
         "moodle_ha-lb-keepalived-script-user-present",
@@ -122,16 +124,21 @@ def test_writer_sends_to_first_galera_node_others_backup(haproxy_cfg):
     defaults = next(line for line in writer if line.startswith("default-server"))
     for option in ("port 9200", "on-marked-down shutdown-sessions",
                    "on-marked-up shutdown-backup-sessions", "rise 2", "fall 2", "inter 1s",
-                   "fastinter 500ms"):
+                   "fastinter 250ms",
+                   # the first connection a dead writer fails marks it down
+                   "observe layer4 error-limit 1 on-error mark-down"):
         assert option in defaults
     assert {"mode tcp", "option httpchk", "http-check expect status 200",
-            "timeout client 8h", "timeout server 8h"} <= set(writer)
+            "timeout client 8h", "timeout server 8h",
+            # a connection to a silent node is given up quickly and retried on the next one
+            "timeout connect 500ms", "option redispatch 1", "retries 2"} <= set(writer)
 
 
 def test_readers_balance_leastconn_over_every_galera_node(haproxy_cfg):
     readers = _section(haproxy_cfg, "listen db-readers")
     assert "bind 172.30.77.100:3308" in readers
     assert "balance leastconn" in readers
+    assert {"timeout connect 500ms", "option redispatch 1", "retries 2"} <= set(readers)
     assert [s[0] for s in _servers(readers)] == ["moodle1", "moodle2", "moodle3"]
     assert not any("backup" in s for s in _servers(readers))
     defaults = next(line for line in readers if line.startswith("default-server"))
@@ -298,8 +305,8 @@ def test_keepalived_vip_vrrp3_without_auth_and_no_preemption(renderer, tmp_path)
     assert re.search(r"^\s+nopreempt$", conf, re.MULTILINE)
     assert "vrrp_strict" not in conf
     assert _instance_value(conf, "virtual_router_id") == "77"
-    # A weighted check would be ignored under nopreempt: the check must put the node in FAULT.
-    assert "weight" not in conf
+    # A weighted check would be ignored under nopreempt: the checks must put the node in FAULT.
+    assert "weight -" not in conf
     assert "enable_script_security" in conf
     assert _instance_value(conf, "script_user") == "keepalived_script"
     assert re.search(r"track_script \{\s+moodle_ha_haproxy\s+\}", conf)
@@ -330,6 +337,24 @@ def test_weighted_check_without_preemption_rejected(renderer):
 def test_keepalived_checks_the_haproxy_service(renderer, tmp_path):
     conf = _keepalived(renderer, tmp_path, "lb1")
     assert 'script "/usr/bin/systemctl is-active --quiet haproxy"' in conf
+
+
+def test_keepalived_watches_the_file_haproxys_unit_writes(renderer, tmp_path):
+    conf = _keepalived(renderer, tmp_path, "lb1")
+    block = re.search(r"vrrp_track_file moodle_ha_haproxy_down \{([^}]*)\}", conf).group(1)
+    assert block.split() == ["file", '"/run/moodle_ha-haproxy.down"', "weight", "0",
+                             "init_file", "0"]
+    assert re.search(r"track_file \{\s+moodle_ha_haproxy_down weight 0\s+\}", conf)
+    out = renderer.show_sls("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"])
+    args = {k: v for item in out["moodle_ha-lb-haproxy-dropin-file-managed"]["file"]
+            if isinstance(item, dict) for k, v in item.items()}
+    assert args["name"] == "/etc/systemd/system/haproxy.service.d/moodle_ha-keepalived.conf"
+    lines = args["contents"].splitlines()
+    assert "ExecStopPost=/bin/sh -c 'echo 1 > /run/moodle_ha-haproxy.down'" in lines
+    assert "ExecStartPost=/bin/sh -c 'echo 0 > /run/moodle_ha-haproxy.down'" in lines
+    # Only a stop or a start writes it: a configuration change reloads HAProxy.
+    reload = out["moodle_ha-lb-haproxy-systemd-reloaded"]["cmd"]
+    assert {"onchanges": [{"file": "moodle_ha-lb-haproxy-dropin-file-managed"}]} in reload
 
 
 @pytest.mark.parametrize("fake_status, fake_output, expected", [
