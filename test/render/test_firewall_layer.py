@@ -339,7 +339,7 @@ def test_volume_admits_only_the_gluster_and_web_hosts(render):
     options = state_args(out["moodle_ha-gluster-volume-options-set"])["options"]
     app = [IPS[n] for n in ("moodle1", "moodle2", "moodle3")]
     assert options["auth.allow"] == ",".join(["127.0.0.1", *app])
-    assert options["network.ping-timeout"] == "5"
+    assert options["network.ping-timeout"] == "2"
     for address in options["auth.allow"].split(","):
         ipaddress.ip_address(address)
 

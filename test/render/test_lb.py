@@ -131,7 +131,9 @@ def test_writer_sends_to_first_galera_node_others_backup(haproxy_cfg):
     assert {"mode tcp", "option httpchk", "http-check expect status 200",
             "timeout client 8h", "timeout server 8h",
             # a connection to a silent node is given up quickly and retried on the next one
-            "timeout connect 500ms", "option redispatch 1", "retries 2"} <= set(writer)
+            "timeout connect 500ms", "option redispatch 1", "retries 2",
+            # a loaded node's slow answer is not a dead node (clustercheck gives up after 3 s)
+            "timeout check 4s"} <= set(writer)
 
 
 def test_readers_balance_leastconn_over_every_galera_node(haproxy_cfg):
@@ -167,7 +169,7 @@ def test_web_farm_checks_with_wwwroot_host_and_retries_safely(haproxy_cfg):
     assert ("http-check send meth GET uri /moodle_ha_health.php ver HTTP/1.1"
             " hdr Host 172.30.77.100") in farm
     assert {"balance roundrobin", "option httpchk", "http-check expect status 200",
-            "timeout check 1s", "timeout connect 1s", "option redispatch", "retries 3",
+            "timeout check 1s", "timeout connect 500ms", "option redispatch", "retries 3",
             "retry-on all-retryable-errors", "http-request disable-l7-retry if METH_POST",
             } <= set(farm)
     # Every node twice: checked, and unchecked as a backup for when every check fails at once.
