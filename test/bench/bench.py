@@ -13,7 +13,10 @@ killed; an app host killed and silently cut, the writer's host and another), log
 8 concurrent clients through the VIP (test/bench/throughput.py, cluster only: the standalone
 reference is `make bench-throughput`), one backup (salt-run moodle_ha.backup_now, when the lab
 has a backup node), then the upgrade window of test/bench/upgrade.py (the lab stays on the
-next release it builds). A figure whose feature or probe did not run prints "n/a" and why.
+next release it builds). With --soak SECONDS, test/bench/soak.py first runs that long under
+load with a converge and a full state transfer inside, and counts the false alarms of the
+failure detectors (view changes, gluster disconnects, HAProxy downs, VIP moves). A figure
+whose feature or probe did not run prints "n/a" and why.
 --no-failover, --no-throughput, --no-backup, --no-upgrade skip a part.
 """
 
@@ -120,6 +123,19 @@ def backup(report: Report) -> int:
     return 0
 
 
+def soak(report: Report, seconds: float) -> int:
+    galera = sorted(name for name, host in testkit.topology()["hosts"].items()
+                    if "galera" in host.get("roles", []))
+    rc, data = probe("soak.py", "--seconds", str(seconds), "--converge",
+                     *(("--sst", galera[-1]) if galera else ()))
+    if not data:
+        report.missing("soak_false_alarms", "stability under load: false alarms",
+                       "the probe failed", "test/bench/soak.py")
+        return rc or 1
+    report.extend(data.get("figures", []))
+    return rc
+
+
 def upgrade(report: Report) -> int:
     method = ("test/bench/upgrade.py: the next release (version.php raised) deployed with"
               " moodle_ha.orch, the site polled through the VIP")
@@ -139,6 +155,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cold", action="store_true", help="rebuild the lab, measure cold run")
     parser.add_argument("--json", help="write the table as JSON to this file")
+    parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
+                        help="measure false alarms under this long a load first (600: 10 min)")
     for part in ("failover", "throughput", "backup", "upgrade"):
         parser.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} part")
     args = parser.parse_args()
@@ -165,6 +183,11 @@ def main() -> int:
     converge(report, "noop_s", "no-op re-run", run)
 
     rc = 0
+    if args.soak:
+        rc |= soak(report, args.soak)
+    else:
+        report.missing("soak_false_alarms", "stability under load: false alarms",
+                       "run with --soak SECONDS")
     if args.no_failover:
         report.missing("failover", "failover probes", "--no-failover")
     else:
@@ -187,9 +210,13 @@ def main() -> int:
         rc |= upgrade(report)
     print(f"\n## moodle_ha bench, {started}\n")
     print(report.table())
+    given = (["--cold"] if args.cold else []) + ([f"--soak {args.soak:g}"] if args.soak else []) \
+        + [f"--no-{part}" for part in ("failover", "throughput", "backup", "upgrade")
+           if getattr(args, f"no_{part}")]
     if args.json:
         report.write(args.json, date=started, machine=machine(),
-                     command="make bench" + (" BENCH_ARGS=--cold" if args.cold else ""))
+                     command="make bench" + (f" BENCH_ARGS='{' '.join(given)}'" if given
+                                             else ""))
     return rc
 
 

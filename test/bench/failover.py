@@ -17,8 +17,10 @@ from the other load balancer. The fault is then undone and the probe checks that
 where it is (nopreempt: a recovered host does not take it back).
 
 Writer fault: the Galera node serving VIP:<writer_port> is killed (or its MariaDB stopped); a
-pymysql client runs `SELECT @@hostname` in a loop (new connection after an error) with the
-Moodle DB user of the lab pillar; the figure is the time until a query answers from another node.
+pymysql client runs `SELECT @@hostname` and one autocommit INSERT in a loop (new connection after
+an error) with the Moodle DB user of the lab pillar; the figure is the time until a write
+commits on another node (the time until a read answers there is printed beside it). After the
+node rejoined, every row whose INSERT was acknowledged is looked up: lost ones are counted.
 
 App host faults, under 4 steady clients (each GET / through the VIP every --interval seconds,
 one request at a time, 5 s timeout): the host that serves VIP:<writer_port> (`--target writer`) or
@@ -58,6 +60,7 @@ VIP_FAULTS = ("haproxy-stop", "keepalived-stop", "kill")
 WRITER_FAULTS = ("kill", "mariadb-stop")
 APP_FAULTS = ("kill", "cut")
 STEADY = 3.0  # seconds of successes in a row that count as steady again
+STEADY_GAP = 1.0  # ... with no two successes further apart than this
 APP_CLIENTS = 4  # steady clients of the app host faults, each one request at a time
 REPORT = Report()  # the figures for --json (bench.py's table)
 VIP_METHOD = "TCP connect to VIP:web every {interval} s from the lab host, owner from ARP"
@@ -260,29 +263,40 @@ def db_conn(conf: dict, port: int):
     moodle = conf.get("moodle", {}).get("db", {})
     return pymysql.connect(
         host=conf["topology"]["vip"], port=port, user=moodle.get("user", "moodle"),
-        password=conf["secrets"]["moodle_db_password"].encode(), connect_timeout=1, read_timeout=2,
+        password=conf["secrets"]["moodle_db_password"].encode(),
+        database=moodle.get("name", "moodle"), connect_timeout=1, read_timeout=2,
         write_timeout=2, autocommit=True,
     )
 
 
-def query_host(conf: dict, port: int, conn):
-    """Return (hostname, connection) or (None, None) when the query failed."""
+WRITER_TABLE = "mha_bench_writer"  # in the Moodle database, as the lab tests' probe tables
+
+
+def query_host(conf: dict, port: int, conn, write: bool = False):
+    """Return (hostname, connection, id of the row written or None) or (None, None, None) when
+    the query failed. With `write`, one row is inserted after the hostname is read (autocommit:
+    an id comes back only for a committed row)."""
     try:
         if conn is None:
             conn = db_conn(conf, port)
         with conn.cursor() as cur:
             cur.execute("SELECT @@hostname")
-            return cur.fetchone()[0], conn
+            host = cur.fetchone()[0]
+            row = None
+            if write:
+                cur.execute(f"INSERT INTO {WRITER_TABLE} (host) VALUES (%s)", (host,))
+                row = cur.lastrowid
+            return host, conn, row
     except Exception:  # noqa: BLE001 - any driver error means "not answered"
         with contextlib.suppress(Exception):
             if conn is not None:
                 conn.close()
-        return None, None
+        return None, None, None
 
 
 def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[float]:
     port = writer_port(conf)
-    name, conn = query_host(conf, port, None)
+    name, conn, _ = query_host(conf, port, None)
     if name is None:
         figure("writer", f"VIP:{port} does not answer SQL (galera layer not deployed?): skipped")
         return []
@@ -291,34 +305,43 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
     if victim not in galera:
         figure("writer", f"@@hostname {name!r} is not a galera host of the topology: skipped")
         return []
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {WRITER_TABLE} (id BIGINT AUTO_INCREMENT"
+                    " PRIMARY KEY, host VARCHAR(64) NOT NULL)")
+    acked = []
+    for _ in range(5):  # rows acknowledged by the writer before the fault
+        _, conn, row = query_host(conf, port, conn, write=True)
+        if row:
+            acked.append(row)
     start = time.monotonic()
     if fault == "kill":
         lab("kill", victim, timeout=60)
     else:
         in_host(victim, "systemctl", "stop", "mariadb")
     errors = 0
-    answered = None
+    answered = wrote = None
     for _ in range(int(limit / interval) + 10):
         if time.monotonic() - start > limit:
             break
-        got, conn = query_host(conf, port, conn)
-        if got is None:
+        got, conn, _ = query_host(conf, port, conn)
+        if got is not None and got.split(".")[0] != victim and answered is None:
+            answered = (got, time.monotonic() - start)
+        row = None
+        if got is not None:
+            got, conn, row = query_host(conf, port, conn, write=True)
+        if row is not None:
+            acked.append(row)
+            if got.split(".")[0] != victim:
+                wrote = (got, time.monotonic() - start)
+                break
+        else:
             errors += 1
-        elif got.split(".")[0] != victim:
-            answered = got
-            break
         time.sleep(interval)
-    seconds = time.monotonic() - start
-    if answered:
-        figure(f"writer {fault}", f"{victim} -> {answered} in {seconds:.2f} s"
-               f" ({errors} failed queries)")
+    if wrote:
+        figure(f"writer {fault}", f"{victim} -> {wrote[0]}: read in {answered[1]:.2f} s,"
+               f" first committed write in {wrote[1]:.2f} s ({errors} failed queries)")
     else:
-        figure(f"writer {fault}", f"no other node answered within {limit:.0f} s")
-    method = f"pymysql `SELECT @@hostname` on VIP:{port} every {interval} s, reconnecting"
-    REPORT.add(f"writer_{fault}_s", f"DB writer: {fault}",
-               round(seconds, 2) if answered else None, "s",
-               f"{errors} failed queries" if answered else f"no writer within {limit:.0f} s",
-               method)
+        figure(f"writer {fault}", f"no write committed on another node within {limit:.0f} s")
     t0 = time.monotonic()
     if fault == "kill":
         lab("start", victim, timeout=400)
@@ -328,15 +351,37 @@ def run_writer(conf: dict, fault: str, interval: float, limit: float) -> list[fl
     size = wait_cluster_size(conf, port, len(galera), limit=max(limit, 120))
     figure(f"  cluster size after {victim} rejoined",
            f"{size} of {len(galera)} in {time.monotonic() - t0:.1f} s")
-    if conn is not None:
+    lost = None
+    if conn is not None:  # cut when the writer moved back to the rejoined node
         conn.close()
-    return [seconds] if answered else []
+    for _ in range(10):
+        _, conn, _ = query_host(conf, port, None)
+        if conn is not None:
+            break
+        time.sleep(1)
+    if conn is not None:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT id FROM {WRITER_TABLE} WHERE id IN"
+                        f" ({','.join(['%s'] * len(acked))})", acked)
+            lost = len(acked) - len(cur.fetchall())
+            cur.execute(f"DROP TABLE {WRITER_TABLE}")
+        conn.close()
+    figure("  acknowledged writes lost", f"{lost} of {len(acked)}")
+    method = (f"pymysql on VIP:{port} every {interval} s, reconnecting: `SELECT @@hostname`"
+              " and one autocommit INSERT; the figure is the first write committed on another"
+              " node")
+    REPORT.add(f"writer_{fault}_s", f"DB writer: {fault}",
+               round(wrote[1], 2) if wrote else None, "s",
+               (f"reads after {answered[1]:.2f} s; {errors} failed queries; {lost} of"
+                f" {len(acked)} acknowledged writes lost") if wrote
+               else f"no write within {limit:.0f} s", method)
+    return [wrote[1]] if wrote else []
 
 
 def app_victim(conf: dict, target: str) -> str | None:
     """The app host (galera + web) serving the writer port, or another one."""
     port = writer_port(conf)
-    name, conn = query_host(conf, port, None)
+    name, conn, _ = query_host(conf, port, None)
     if conn is not None:
         conn.close()
     apps = [h for h in hosts_with_role(conf, "galera") if h in hosts_with_role(conf, "web")]
@@ -367,13 +412,18 @@ def stall_figures(log: list, fault_at: float) -> tuple[int, int, float, float | 
     gaps = [b - a for a, b in zip(successes, successes[1:], strict=False)]
     if after:
         gaps.append(after[-1][1] - successes[-1])
+    # Steady: from the answer that starts STEADY seconds of answers, none failed and none more
+    # than STEADY_GAP after the one before (in the order they ended: with several clients, a
+    # request that started before the fault and waited out a stall ends with success).
     steady = None
-    run_start = None
-    for start, end, ok in after:
+    run_start = last = None
+    for _, end, ok in after:
         if not ok:
             run_start = None
             continue
-        run_start = start if run_start is None else run_start
+        if run_start is None or end - last > STEADY_GAP:
+            run_start = end
+        last = end
         if end - run_start >= STEADY:
             steady = max(0.0, run_start - fault_at)
             break

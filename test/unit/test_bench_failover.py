@@ -26,7 +26,7 @@ def test_a_fault_nobody_noticed_has_no_failure_and_is_steady_at_once(bench):
     total, failed, stall, steady = bench.stall_figures(log, fault_at=11.0)
     assert (total, failed) == (50, 0)
     assert stall == pytest.approx(0.1)
-    assert steady == 0.0
+    assert steady == pytest.approx(0.05)  # from the first answer after the fault
 
 
 def test_a_stall_counts_from_the_fault_to_the_next_success(bench):
@@ -36,7 +36,7 @@ def test_a_stall_counts_from_the_fault_to_the_next_success(bench):
     total, failed, stall, steady = bench.stall_figures(log, fault_at=11.0)
     assert failed == 2 and total == 42
     assert stall == pytest.approx(15.25 - 11.0)
-    assert steady == pytest.approx(4.2)
+    assert steady == pytest.approx(15.25 - 11.0)
 
 
 def test_no_steady_run_after_the_fault_is_none(bench):
@@ -55,3 +55,16 @@ def test_with_several_clients_the_site_is_dark_only_while_none_of_them_succeeds(
     assert stall == pytest.approx(11.85 - 11.0)
     # B's answers ended 3 s in a row before A's request timed out: steady from the fault on.
     assert steady == 0.0
+
+
+def test_requests_that_waited_out_the_stall_do_not_make_it_steady_at_once(bench):
+    # Four clients' requests start just before the fault, all wait 2.6 s on the cut host's
+    # brick and then succeed; answers every 0.1 s after that.
+    log = []
+    for c in range(4):
+        log += requests((10.9 + 0.02 * c, 2.7, True),
+                        *[(13.7 + 0.1 * i + 0.02 * c, 0.05, True) for i in range(40)])
+    total, failed, stall, steady = bench.stall_figures(log, fault_at=11.0)
+    assert failed == 0
+    assert stall == pytest.approx(13.6 - 11.0)
+    assert steady == pytest.approx(13.6 - 11.0)

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""
+Stability under load, with no fault injected: what a tight failure detector must not do.
+
+    .venv/bin/python test/bench/soak.py [--seconds 600] [--clients 8] [--converge]
+        [--sst HOST] [--json FILE]
+
+For --seconds, --clients closed-loop clients load GET / through the VIP (test/bench/loadgen.py,
+over TLS when the site has it) while testkit.Load writes one row every 0.05 s through
+VIP:<writer_port> and fetches / every 0.1 s. Counted from before to after the load, each one a
+false alarm of a detector (nothing failed):
+- Galera view changes: `wsrep_cluster_conf_id` on every galera host (its own MariaDB client);
+- gluster client disconnects: "disconnected from" lines in the client logs
+  (/var/log/glusterfs/*.log: the dataroot mounts and the self-heal daemon) on every gluster and
+  web host, and the heal entries pending at the end;
+- HAProxy: UP to DOWN transitions of every server (`show stat` chkdown), per load balancer;
+- VIP moves: the holder sampled every 5 s (`ip -o addr` on each load balancer);
+- failed requests and failed writes.
+What a tight detector must also survive can run inside the window: --converge runs the whole
+orchestration once at a third of it (`salt-run state.orchestrate moodle_ha.orch`); --sst HOST
+forces a full state transfer to that galera host at two thirds (MariaDB stopped, its
+grastate.dat removed, started again: the joiner and its donor copy the whole database while
+the load goes on). A view change per --sst is expected (the node leaves and joins: 2).
+
+Every loop is bounded by the time given; only lab hosts and the VIP are addressed. The lab
+lock is held for the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lab"))  # run as a script: mhalab
+sys.path.insert(0, str(HERE))  # report.py
+
+from report import Report  # noqa: E402
+
+from mhalab import testkit  # noqa: E402
+from mhalab.paths import LAB_LOCK, TLS_CA  # noqa: E402
+
+LOADGEN = HERE / "loadgen.py"
+REPORT = Report()
+DISCONNECTED = "disconnected from"
+
+_CHKDOWN = """
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect("/run/haproxy/admin.sock")
+s.sendall(b"show stat\\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+lines = data.decode().splitlines()
+head = lines[0][2:].split(",")
+for line in lines[1:]:
+    row = dict(zip(head, line.split(",")))
+    if row.get("svname") not in ("FRONTEND", "BACKEND", None) and row.get("chkdown"):
+        print(row["pxname"], row["svname"], row["chkdown"])
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def hosts_with(topo: dict, *roles: str) -> list[str]:
+    return sorted(name for name, host in topo["hosts"].items()
+                  if set(roles) & set(host.get("roles", [])))
+
+
+def shell(host: str, script: str, timeout: float = 60) -> str:
+    proc = testkit.host_exec(host, ["sh", "-c", script], timeout=timeout)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def conf_id(host: str) -> int | None:
+    out = shell(host, "mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE 'wsrep_cluster_conf_id'\"")
+    match = re.search(r"(\d+)\s*$", out.strip())
+    return int(match.group(1)) if match else None
+
+
+def disconnects(host: str) -> int:
+    out = shell(host, f"cat /var/log/glusterfs/*.log 2>/dev/null | grep -c '{DISCONNECTED}'"
+                " || true")
+    return int(out.strip() or 0)
+
+
+def chkdown(lb: str) -> dict[str, int]:
+    proc = testkit.host_exec(lb, ["python3", "-c", _CHKDOWN], timeout=30)
+    out = {}
+    for line in proc.stdout.splitlines():
+        proxy, server, count = line.split()
+        out[f"{proxy}/{server}"] = int(count)
+    return out
+
+
+def heal_pending(host: str, volume: str) -> int | None:
+    out = shell(host, f"gluster volume heal {volume} info summary", timeout=120)
+    counts = re.findall(r"Total Number of entries:\s*(\d+)", out)
+    return sum(int(c) for c in counts) if counts else None
+
+
+def vip_holder(lbs: list[str], vip: str) -> str | None:
+    for lb in lbs:
+        if f" {vip}/" in shell(lb, "ip -o -4 addr show"):
+            return lb
+    return None
+
+
+def counters(topo: dict) -> dict:
+    galera = hosts_with(topo, "galera")
+    gluster_clients = hosts_with(topo, "gluster", "web")
+    lbs = hosts_with(topo, "lb")
+    return {
+        "conf_id": {h: conf_id(h) for h in galera},
+        "disconnects": {h: disconnects(h) for h in gluster_clients},
+        "chkdown": {lb: chkdown(lb) for lb in lbs},
+    }
+
+
+def delta(before: dict, after: dict) -> dict:
+    views = {h: (after["conf_id"][h] - before["conf_id"][h])
+             if None not in (after["conf_id"][h], before["conf_id"][h]) else None
+             for h in before["conf_id"]}
+    cuts = {h: after["disconnects"][h] - before["disconnects"][h] for h in before["disconnects"]}
+    downs = {}
+    for lb, servers in after["chkdown"].items():
+        for server, count in servers.items():
+            change = count - before["chkdown"].get(lb, {}).get(server, 0)
+            if change:
+                downs[f"{lb}:{server}"] = change
+    return {"views": views, "disconnects": cuts, "downs": downs}
+
+
+def force_sst(host: str) -> str:
+    """Stop MariaDB on `host`, drop its Galera state, start it: a full state transfer."""
+    started = time.monotonic()
+    proc = testkit.host_exec(host, ["sh", "-c", "systemctl stop mariadb"
+                                    " && rm -f /var/lib/mysql/grastate.dat"
+                                    " && systemctl start mariadb"], timeout=900)
+    state = shell(host, "mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE"
+                  " 'wsrep_local_state_comment'\"").split()
+    return (f"state transfer to {host}: rc {proc.returncode}, {state[-1] if state else '?'}"
+            f" after {time.monotonic() - started:.0f} s")
+
+
+def converge() -> str:
+    run = testkit.orchestrate()
+    return (f"orchestration: {run.seconds:.0f} s, {len(run.changed)} changes,"
+            f" {len(run.failed)} failed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--converge", action="store_true",
+                        help="run the orchestration once at a third of the window")
+    parser.add_argument("--sst", metavar="HOST",
+                        help="force a full state transfer to this galera host at two thirds")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    if not testkit.is_up():
+        print("no lab is up (make demo)", file=sys.stderr)
+        return 2
+    topo, conf = testkit.topology(), testkit.pillar()
+    vip = topo["vip"]
+    lbs = hosts_with(topo, "lb")
+    volume = conf.get("gluster", {}).get("volume", "moodledata")
+    gluster = hosts_with(topo, "gluster")
+    base = testkit.site_url("/").rstrip("/")
+    with open(LAB_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = counters(topo)
+        holders, stop = [], threading.Event()
+
+        def sample_vip():
+            while not stop.wait(5):
+                holders.append(vip_holder(lbs, vip))
+
+        log(f"soak: {args.seconds:.0f} s, {args.clients} clients on {base}/ and steady"
+            " reads and writes")
+        sampler = threading.Thread(target=sample_vip, daemon=True)
+        cmd = [sys.executable, str(LOADGEN), "--base", base, "--path", "/",
+               "--clients", str(args.clients), "--seconds", str(args.seconds), "--warmup", "0",
+               "--host-header", vip]
+        if base.startswith("https"):
+            cmd += ["--cafile", str(TLS_CA)]
+        events, done = [], []
+        if args.converge:
+            events.append((args.seconds / 3, converge))
+        if args.sst:
+            events.append((2 * args.seconds / 3, lambda: force_sst(args.sst)))
+
+        def run_events():
+            t0 = time.monotonic()
+            for at, event in events:
+                if stop.wait(max(0.0, at - (time.monotonic() - t0))):
+                    return
+                done.append(event())
+                log(done[-1])
+
+        actor = threading.Thread(target=run_events, daemon=True)
+        holders.append(vip_holder(lbs, vip))
+        sampler.start()
+        actor.start()
+        with testkit.Load(vip, table=None) as steady:
+            proc = subprocess.run(cmd, capture_output=True, check=False, env=dict(os.environ),
+                                  timeout=args.seconds + 120)
+            actor.join(900)  # an event still running finishes under the steady client
+        stop.set()
+        sampler.join(10)
+        after = counters(topo)
+        pending = heal_pending(gluster[0], volume) if gluster else None
+    try:
+        load = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        load = {"error": (proc.stdout + proc.stderr).decode(errors="replace")[-400:]}
+    d = delta(before, after)
+    moves = sum(1 for a, b in zip(holders, holders[1:], strict=False) if a != b)
+    views = sum(v for v in d["views"].values() if v)
+    expected = 2 if args.sst else 0  # the joiner leaves and comes back
+    views_extra = max(0, max((v or 0) for v in d["views"].values()) - expected) \
+        if d["views"] else 0
+    cuts = sum(d["disconnects"].values())
+    downs = sum(d["downs"].values())
+    log(f"load: {json.dumps(load)}")
+    log(f"steady client: {steady.summary()}")
+    log(f"Galera view changes: {views} {d['views']} ({expected} expected per node)")
+    log(f"gluster client disconnects: {cuts} {d['disconnects']}; heal pending: {pending}")
+    log(f"HAProxy UP->DOWN: {downs} {d['downs']}")
+    log(f"VIP moves: {moves} (holders {sorted(set(map(str, holders)))})")
+    method = (f"{args.seconds:.0f} s of {args.clients} closed-loop clients on / through the"
+              " VIP" + "".join(f"; {e}" for e in done))
+    failed = (load.get("other", 0) or 0) + (load.get("errors", 0) or 0) + len(steady.failures)
+    alarms = views_extra + cuts + (0 if args.sst else downs) + moves
+    REPORT.add("soak_false_alarms", "stability under load: false alarms", alarms, "",
+               f"{views} view changes ({expected} expected per node), {cuts} gluster"
+               f" disconnects, {downs} HAProxy downs, {moves} VIP moves, heal pending"
+               f" {pending}; {failed} failed requests, {load.get('rps', '?')} req/s", method)
+    if args.json:
+        REPORT.write(args.json, counters={"before": before, "after": after},
+                     events=done, load=load, holders=holders)
+    return 0 if alarms == 0 and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
