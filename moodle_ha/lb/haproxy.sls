@@ -75,7 +75,7 @@ moodle_ha-lb-haproxy-dropin-file-managed:
     - mode: '0644'
 
 {#- The new ExecStopPost is in force from this reload on; ExecStartPost from the next start
-    (until then keepalived creates the file with 0). #}
+    (until then there is no file, which keepalived reads as 0). #}
 moodle_ha-lb-haproxy-systemd-reloaded:
   cmd.run:
     - name: systemctl daemon-reload

@@ -343,9 +343,9 @@ def test_keepalived_checks_the_haproxy_service(renderer, tmp_path):
 
 def test_keepalived_watches_the_file_haproxys_unit_writes(renderer, tmp_path):
     conf = _keepalived(renderer, tmp_path, "lb1")
-    block = re.search(r"vrrp_track_file moodle_ha_haproxy_down \{([^}]*)\}", conf).group(1)
-    assert block.split() == ["file", '"/run/moodle_ha-haproxy.down"', "weight", "0",
-                             "init_file", "0"]
+    block = re.search(r"^track_file moodle_ha_haproxy_down \{([^}]*)\}", conf,
+                      re.MULTILINE).group(1)
+    assert block.split() == ["file", '"/run/moodle_ha-haproxy.down"', "weight", "0"]
     assert re.search(r"track_file \{\s+moodle_ha_haproxy_down weight 0\s+\}", conf)
     out = renderer.show_sls("moodle_ha.lb", minion_id="lb1", grains=LB_GRAINS["lb1"])
     args = {k: v for item in out["moodle_ha-lb-haproxy-dropin-file-managed"]["file"]
