@@ -24,7 +24,7 @@ def test_gluster_volume_is_replica_3_and_started(deployed, lab_salt):
     assert vol["status"] in ("Started", 1, "1")
     assert int(vol["replica"]) == 3
     assert len(vol["bricks"]) == 3
-    assert vol["options"].get("network.ping-timeout") == "5"
+    assert vol["options"].get("network.ping-timeout") == "2"
 
 
 def test_file_written_on_moodle1_dataroot_is_read_on_moodle3(deployed, lab_salt):
