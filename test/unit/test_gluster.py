@@ -153,7 +153,8 @@ def test_volume_info_gives_status_type_replica_bricks_and_options(mod):
     assert vol["type"] == "Replicate"
     assert vol["replica"] == 3
     assert vol["bricks"] == BRICKS
-    assert vol["options"]["network.ping-timeout"] == "5"
+    assert vol["options"]["network.ping-timeout"] == "2"
+    assert vol["options"]["auth.allow"] == "127.0.0.1,172.30.77.11,172.30.77.12,172.30.77.13"
     assert vol["transport"] == "tcp"
 
 
@@ -230,7 +231,7 @@ def test_heal_info_of_a_healthy_volume_is_all_zero(mod):
 
 def test_volume_get_all_gives_effective_values_without_the_default_mark(mod):
     opts = mod.parse_volume_get(mod._parse(xml("volume_get-moodledata-all")))
-    assert opts["network.ping-timeout"] == "5"
+    assert opts["network.ping-timeout"] == "2"
     assert opts["cluster.self-heal-daemon"] == "on"
     assert len(opts) > 300
     defaults = mod.parse_volume_get(mod._parse(xml("volume_get-scratch-defaults")))
