@@ -56,7 +56,7 @@ moodle_ha-lb-haproxy-config-file-managed:
     - require:
       - pkg: moodle_ha-lb-haproxy-package-installed
 
-{#- HAProxy's state for keepalived (lb:keepalived:haproxy_state_file, a vrrp_track_file):
+{#- HAProxy's state for keepalived (lb:keepalived:haproxy_state_file, its track_file):
     1 after every stop, whatever the cause (systemctl stop, a crash, a restart), 0 once
     HAProxy started. keepalived moves the VIP on the write instead of at its next check
     script. A reload (every configuration change) runs neither. #}
