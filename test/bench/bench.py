@@ -41,6 +41,7 @@ from mhalab import results, testkit  # noqa: E402
 from mhalab.testkit import lab_run, orchestrate  # noqa: E402
 
 ORCH = "salt-run state.orchestrate moodle_ha.orch"
+PARTS = ("failover", "throughput", "backup", "upgrade")  # each skipped by --no-<part>
 
 
 def figure(name: str, value: str) -> None:
@@ -157,7 +158,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the table as JSON to this file")
     parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
                         help="measure false alarms under this long a load first (600: 10 min)")
-    for part in ("failover", "throughput", "backup", "upgrade"):
+    for part in PARTS:
         parser.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} part")
     args = parser.parse_args()
     report = Report()
@@ -211,8 +212,7 @@ def main() -> int:
     print(f"\n## moodle_ha bench, {started}\n")
     print(report.table())
     given = (["--cold"] if args.cold else []) + ([f"--soak {args.soak:g}"] if args.soak else []) \
-        + [f"--no-{part}" for part in ("failover", "throughput", "backup", "upgrade")
-           if getattr(args, f"no_{part}")]
+        + [f"--no-{part}" for part in PARTS if getattr(args, f"no_{part}")]
     if args.json:
         report.write(args.json, date=started, machine=machine(),
                      command="make bench" + (f" BENCH_ARGS='{' '.join(given)}'" if given

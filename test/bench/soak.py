@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))  # run as a script: mhalab
 sys.path.insert(0, str(HERE))  # report.py
 
+from failover import hosts_with_role, vip_holder  # noqa: E402
 from report import Report  # noqa: E402
 
 from mhalab import testkit  # noqa: E402
@@ -52,31 +53,8 @@ LOADGEN = HERE / "loadgen.py"
 REPORT = Report()
 DISCONNECTED = "disconnected from"
 
-_CHKDOWN = """
-import socket
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect("/run/haproxy/admin.sock")
-s.sendall(b"show stat\\n")
-data = b""
-while chunk := s.recv(65536):
-    data += chunk
-lines = data.decode().splitlines()
-head = lines[0][2:].split(",")
-for line in lines[1:]:
-    row = dict(zip(head, line.split(",")))
-    if row.get("svname") not in ("FRONTEND", "BACKEND", None) and row.get("chkdown"):
-        print(row["pxname"], row["svname"], row["chkdown"])
-"""
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def hosts_with(topo: dict, *roles: str) -> list[str]:
-    return sorted(name for name, host in topo["hosts"].items()
-                  if set(roles) & set(host.get("roles", [])))
 
 
 def shell(host: str, script: str, timeout: float = 60) -> str:
@@ -97,12 +75,10 @@ def disconnects(host: str) -> int:
 
 
 def chkdown(lb: str) -> dict[str, int]:
-    proc = testkit.host_exec(lb, ["python3", "-c", _CHKDOWN], timeout=30)
-    out = {}
-    for line in proc.stdout.splitlines():
-        proxy, server, count = line.split()
-        out[f"{proxy}/{server}"] = int(count)
-    return out
+    """UP to DOWN transitions so far of every checked server, by proxy/server."""
+    return {f"{row['pxname']}/{row['svname']}": int(row["chkdown"])
+            for row in testkit.haproxy_stat(lb)
+            if row.get("svname") not in ("FRONTEND", "BACKEND") and row.get("chkdown")}
 
 
 def heal_pending(host: str, volume: str) -> int | None:
@@ -111,17 +87,10 @@ def heal_pending(host: str, volume: str) -> int | None:
     return sum(int(c) for c in counts) if counts else None
 
 
-def vip_holder(lbs: list[str], vip: str) -> str | None:
-    for lb in lbs:
-        if f" {vip}/" in shell(lb, "ip -o -4 addr show"):
-            return lb
-    return None
-
-
-def counters(topo: dict) -> dict:
-    galera = hosts_with(topo, "galera")
-    gluster_clients = hosts_with(topo, "gluster", "web")
-    lbs = hosts_with(topo, "lb")
+def counters(conf: dict) -> dict:
+    galera = hosts_with_role(conf, "galera")
+    gluster_clients = sorted(set(hosts_with_role(conf, "gluster") + hosts_with_role(conf, "web")))
+    lbs = hosts_with_role(conf, "lb")
     return {
         "conf_id": {h: conf_id(h) for h in galera},
         "disconnects": {h: disconnects(h) for h in gluster_clients},
@@ -187,13 +156,13 @@ def main() -> int:
         return 2
     topo, conf = testkit.topology(), testkit.pillar()
     vip = topo["vip"]
-    lbs = hosts_with(topo, "lb")
+    lbs = hosts_with_role(conf, "lb")
     volume = conf.get("gluster", {}).get("volume", "moodledata")
-    gluster = hosts_with(topo, "gluster")
+    gluster = hosts_with_role(conf, "gluster")
     base = testkit.site_url("/").rstrip("/")
     with open(LAB_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        before = counters(topo)
+        before = counters(conf)
         # Entries left by an earlier fault wait for the self-heal daemon's crawl (10 min).
         pending_before = heal_pending(gluster[0], volume) if gluster else None
         holders, stop = [], threading.Event()
@@ -234,7 +203,7 @@ def main() -> int:
             actor.join(900)  # an event still running finishes under the steady client
         stop.set()
         sampler.join(10)
-        after = counters(topo)
+        after = counters(conf)
         pending = heal_pending(gluster[0], volume) if gluster else None
     try:
         load = json.loads(proc.stdout.decode().strip().splitlines()[-1])

@@ -241,6 +241,17 @@ def _status_module():
     return module
 
 
+def haproxy_stat(lb: str) -> list[dict]:
+    """Every row of HAProxy's `show stat` on load balancer `lb`, each a dict of all its CSV
+    columns (counters such as chkdown included); [] when the socket does not answer."""
+    proc = host_exec(lb, ["python3", "-c", _SHOW_STAT], timeout=15)
+    lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+    if not lines or not lines[0].startswith("# "):
+        return []
+    head = lines[0][2:].split(",")
+    return [dict(zip(head, line.split(","), strict=False)) for line in lines[1:] if line]
+
+
 def haproxy_servers(lb: str, proxy: str) -> dict:
     """{server: status} of one HAProxy proxy on load balancer `lb`, as backend_status, but read
     from its stats socket inside the host (no salt call: a fraction of a second, for polling
