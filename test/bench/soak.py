@@ -10,9 +10,9 @@ over TLS when the site has it) while testkit.Load writes one row every 0.05 s th
 VIP:<writer_port> and fetches / every 0.1 s. Counted from before to after the load, each one a
 false alarm of a detector (nothing failed):
 - Galera view changes: `wsrep_cluster_conf_id` on every galera host (its own MariaDB client);
-- gluster client disconnects: "disconnected from" lines in the client logs
-  (/var/log/glusterfs/*.log: the dataroot mounts and the self-heal daemon) on every gluster and
-  web host, and the heal entries pending before and after;
+- gluster client disconnects: "disconnected from" lines dated inside the window in the client
+  logs (/var/log/glusterfs/*.log: the dataroot mounts and the self-heal daemon) on every
+  gluster and web host, and the heal entries pending before and after;
 - HAProxy: UP to DOWN transitions of every server (`show stat` chkdown), per load balancer;
 - VIP moves: the holder sampled every 5 s (`ip -o addr` on each load balancer);
 - failed requests and failed writes.
@@ -29,6 +29,7 @@ lock is held for the whole run.
 from __future__ import annotations
 
 import argparse
+import calendar
 import fcntl
 import json
 import os
@@ -68,10 +69,43 @@ def conf_id(host: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def disconnects(host: str) -> int:
-    out = shell(host, f"cat /var/log/glusterfs/*.log 2>/dev/null | grep -c '{DISCONNECTED}'"
+# gluster's log lines start with their UTC time; a message logged again within a short time
+# is held back and summed up later in one line, dated by the first and the last time it was
+# held back: 'The message "..." repeated N times between [T1] and [T2]'.
+_LOG_TIME = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.\d+)? \+0000\]"
+_LOG_LINE_RE = re.compile("^" + _LOG_TIME)
+_REPEATED_RE = re.compile(r"^The message .* repeated (\d+) times between " + _LOG_TIME
+                          + " and " + _LOG_TIME)
+
+
+def _utc(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+
+
+def disconnect_events(log: str, since: float) -> int:
+    """Client disconnects in gluster log text that happened at or after `since` (epoch
+    seconds). A summary of held-back repeats counts all of them when the first was in the
+    window, one when only the last was: it is written after its events, often minutes later,
+    and a fault before the window must not count in it."""
+    count = 0
+    for line in log.splitlines():
+        if DISCONNECTED not in line:
+            continue
+        repeated = _REPEATED_RE.match(line)
+        if repeated:
+            times, first, last = int(repeated[1]), _utc(repeated[2]), _utc(repeated[3])
+            count += times if first >= since else 1 if last >= since else 0
+            continue
+        stamp = _LOG_LINE_RE.match(line)
+        if stamp and _utc(stamp[1]) >= int(since):
+            count += 1
+    return count
+
+
+def disconnects(host: str, since: float) -> int:
+    out = shell(host, f"cat /var/log/glusterfs/*.log 2>/dev/null | grep '{DISCONNECTED}'"
                 " || true")
-    return int(out.strip() or 0)
+    return disconnect_events(out, since)
 
 
 def chkdown(lb: str) -> dict[str, int]:
@@ -87,13 +121,15 @@ def heal_pending(host: str, volume: str) -> int | None:
     return sum(int(c) for c in counts) if counts else None
 
 
-def counters(conf: dict) -> dict:
+def counters(conf: dict, since: float) -> dict:
+    """Every detector's count so far; gluster's disconnects from `since` on (its log is
+    dated, and written late)."""
     galera = hosts_with_role(conf, "galera")
     gluster_clients = sorted(set(hosts_with_role(conf, "gluster") + hosts_with_role(conf, "web")))
     lbs = hosts_with_role(conf, "lb")
     return {
         "conf_id": {h: conf_id(h) for h in galera},
-        "disconnects": {h: disconnects(h) for h in gluster_clients},
+        "disconnects": {h: disconnects(h, since) for h in gluster_clients},
         "chkdown": {lb: chkdown(lb) for lb in lbs},
     }
 
@@ -162,7 +198,8 @@ def main() -> int:
     base = testkit.site_url("/").rstrip("/")
     with open(LAB_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        before = counters(conf)
+        window_start = time.time()
+        before = counters(conf, window_start)
         # Entries left by an earlier fault wait for the self-heal daemon's crawl (10 min).
         pending_before = heal_pending(gluster[0], volume) if gluster else None
         holders, stop = [], threading.Event()
@@ -203,7 +240,7 @@ def main() -> int:
             actor.join(900)  # an event still running finishes under the steady client
         stop.set()
         sampler.join(10)
-        after = counters(conf)
+        after = counters(conf, window_start)
         pending = heal_pending(gluster[0], volume) if gluster else None
     try:
         load = json.loads(proc.stdout.decode().strip().splitlines()[-1])

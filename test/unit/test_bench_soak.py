@@ -56,3 +56,28 @@ def test_a_node_that_did_not_answer_has_no_view_count(counters):
     after = copy.deepcopy(counters["after"])
     after["conf_id"]["moodle3"] = None
     assert soak.delta(counters["before"], after)["views"]["moodle3"] is None
+
+
+# The dataroot mount's log on moodle3 (gluster 11.1), recorded right after the writer probe
+# had killed moodle1 and then moodle2: three disconnects logged as they happened, and a
+# summary of two held-back ones (moodle1's brick, 02:02:51 to 02:03:01) that gluster wrote
+# later, after a soak had started at 02:03:33 and counted it as a disconnect of its own.
+KILLS_LOG = (DATA.parent / "gluster-client-kills.debian13-lab.log").read_text()
+
+
+@pytest.mark.parametrize(("since", "events"), [
+    ("2026-12-08 02:03:33", 0),  # the soak's window: both kills were before it
+    ("2026-12-08 02:02:00", 5),  # three lines and the two repeats
+    ("2026-12-08 02:03:00", 4),  # the summary's last repeat (02:03:01) only
+    ("2026-12-08 02:03:10", 2),  # 02:03:12 and 02:03:17
+])
+def test_disconnects_are_counted_by_their_own_time(since, events):
+    assert soak.disconnect_events(KILLS_LOG, soak._utc(since)) == events
+
+
+def test_a_line_without_a_date_or_of_another_kind_is_not_a_disconnect():
+    text = ("disconnected from client (no date)\n"
+            "[2026-12-08 02:03:12.917159 +0000] C [rpc-clnt-ping.c:146:rpc_clnt_ping_timer_expired]"
+            " 0-moodledata-client-1: server 172.30.77.12:24007 has not responded in the last 2"
+            " seconds, disconnecting.\n")
+    assert soak.disconnect_events(text, 0) == 0
