@@ -113,9 +113,9 @@ def test_garb_defaults_name_the_galera_hosts_and_their_cluster(renderer, tmp_pat
                  if line.startswith("wsrep_cluster_name = "))
     assert env["GALERA_GROUP"] == group == "moodle_galera"
     options = env["GALERA_OPTIONS"].split("; ")
-    assert options == [f"gmcast.listen_addr=tcp://{own_ip}:4567", "evs.suspect_timeout=PT2S",
+    assert options == [f"gmcast.listen_addr=tcp://{own_ip}:4567", "evs.suspect_timeout=PT1S",
                        "evs.inactive_timeout=PT4S", "evs.install_timeout=PT4S",
-                       "evs.keepalive_period=PT0.5S"]
+                       "evs.keepalive_period=PT0.3S"]
     # The same evs timeouts as the galera nodes' provider options, and none that garbd
     # refuses (gcache.* belongs to the data nodes).
     for option in options[1:]:
