@@ -87,7 +87,7 @@ def disconnect_events(log: str, since: float) -> int:
     seconds). A summary of held-back repeats counts all of them when the first was in the
     window, one when only the last was: it is written after its events, often minutes later,
     and a fault before the window must not count in it."""
-    count = 0
+    count, since = 0, int(since)  # the times are compared to the second
     for line in log.splitlines():
         if DISCONNECTED not in line:
             continue
@@ -97,7 +97,7 @@ def disconnect_events(log: str, since: float) -> int:
             count += times if first >= since else 1 if last >= since else 0
             continue
         stamp = _LOG_LINE_RE.match(line)
-        if stamp and _utc(stamp[1]) >= int(since):
+        if stamp and _utc(stamp[1]) >= since:
             count += 1
     return count
 
