@@ -35,6 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))  # run as a script: the lab's package, mhalab
 
+from failover import hosts_with_role  # noqa: E402
 from report import Report  # noqa: E402
 
 from mhalab import results, testkit  # noqa: E402
@@ -125,8 +126,7 @@ def backup(report: Report) -> int:
 
 
 def soak(report: Report, seconds: float) -> int:
-    galera = sorted(name for name, host in testkit.topology()["hosts"].items()
-                    if "galera" in host.get("roles", []))
+    galera = hosts_with_role(testkit.pillar(), "galera")
     rc, data = probe("soak.py", "--seconds", str(seconds), "--converge",
                      *(("--sst", galera[-1]) if galera else ()))
     if not data:

@@ -53,6 +53,7 @@ from mhalab.paths import LAB_LOCK, TLS_CA  # noqa: E402
 LOADGEN = HERE / "loadgen.py"
 REPORT = Report()
 DISCONNECTED = "disconnected from"
+SST_VIEWS = 2  # view changes a forced state transfer costs each node: the joiner leaves, joins
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -152,7 +153,7 @@ def false_alarms(d: dict, sst: bool) -> dict:
     """What in a `delta` no fault explains. A state transfer is expected to cost two view
     changes per node (the joiner leaves and comes back) and to take the joiner and its donor
     out of the DB pools while they copy; anything else counts."""
-    expected = 2 if sst else 0
+    expected = SST_VIEWS if sst else 0
     views = sum(max(0, v - expected) for v in d["views"].values() if v is not None)
     downs = sum(n for key, n in d["downs"].items() if not (sst and ":db-writer/" in key))
     alarms = {"views": views, "disconnects": sum(d["disconnects"].values()), "downs": downs}
@@ -249,7 +250,7 @@ def main() -> int:
     d = delta(before, after)
     moves = sum(1 for a, b in zip(holders, holders[1:], strict=False) if a != b)
     views = sum(v for v in d["views"].values() if v)
-    expected = 2 if args.sst else 0  # the joiner leaves and comes back
+    expected = SST_VIEWS if args.sst else 0
     false = false_alarms(d, bool(args.sst))
     cuts = sum(d["disconnects"].values())
     downs = sum(d["downs"].values())
